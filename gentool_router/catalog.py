@@ -1,0 +1,131 @@
+"""An ordered, validated set of tools with unique names.
+
+The catalogue is what the user owns; the index (embeddings) and the selector only ever see tools that passed
+through here.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections import Counter
+from pathlib import Path
+from typing import Any, Iterable, Iterator
+
+from .errors import CatalogError, ToolValidationError
+from .tools import Tool, tool_from_any
+
+__all__ = ["ToolCatalog", "load_tools_jsonl", "write_tools_jsonl"]
+
+
+class ToolCatalog:
+    """Tools by name, in insertion order.
+
+    Example:
+        >>> catalog = ToolCatalog.from_tools([{"name": "add", "description": "Add two numbers"}])
+        >>> "add" in catalog, len(catalog)
+        (True, 1)
+    """
+
+    def __init__(self, tools: Iterable[Tool] = ()) -> None:
+        self._tools: dict[str, Tool] = {}
+        for tool in tools:
+            self.add(tool)
+
+    @classmethod
+    def from_tools(cls, tools: Iterable[Any]) -> "ToolCatalog":
+        """Build from any mix of :class:`Tool`, dicts, LangChain tools and functions.
+
+        Raises:
+            CatalogError: on duplicate names (all of them are listed) or an empty input.
+            ToolValidationError: on a malformed tool, naming its position.
+        """
+        converted: list[Tool] = []
+        for position, obj in enumerate(tools):
+            try:
+                converted.append(tool_from_any(obj))
+            except ToolValidationError as exc:
+                raise ToolValidationError(f"tool #{position}: {exc}") from exc
+        if not converted:
+            raise CatalogError("the tool catalogue is empty: give at least one tool")
+        duplicates = sorted(name for name, n in Counter(t.name for t in converted).items() if n > 1)
+        if duplicates:
+            raise CatalogError(f"duplicate tool names: {', '.join(duplicates)}")
+        return cls(converted)
+
+    @classmethod
+    def from_jsonl(cls, path: str | os.PathLike[str]) -> "ToolCatalog":
+        """Read a JSONL file of tools (one JSON object a line); see :func:`load_tools_jsonl`."""
+        return cls.from_tools(load_tools_jsonl(path))
+
+    # ------------------------------------------------------------------ edits
+    def add(self, tool: Any) -> Tool:
+        """Add one tool; a name already present is an error (remove it first to replace it)."""
+        tool = tool_from_any(tool)
+        if tool.name in self._tools:
+            raise CatalogError(f"a tool named {tool.name!r} is already in the catalogue")
+        self._tools[tool.name] = tool
+        return tool
+
+    def remove(self, name: str) -> Tool:
+        """Remove a tool by name and return it."""
+        try:
+            return self._tools.pop(name)
+        except KeyError:
+            raise CatalogError(f"no tool named {name!r} in the catalogue") from None
+
+    # ------------------------------------------------------------------ views
+    def get(self, name: str) -> Tool:
+        try:
+            return self._tools[name]
+        except KeyError:
+            raise CatalogError(f"no tool named {name!r} in the catalogue") from None
+
+    def names(self) -> list[str]:
+        return list(self._tools)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._tools
+
+    def __iter__(self) -> Iterator[Tool]:
+        return iter(list(self._tools.values()))
+
+    def __len__(self) -> int:
+        return len(self._tools)
+
+    def __repr__(self) -> str:
+        return f"ToolCatalog({len(self)} tools)"
+
+
+def load_tools_jsonl(path: str | os.PathLike[str]) -> list[Tool]:
+    """Read tools from a JSONL file; errors name the file and line.
+
+    Blank lines are skipped. Each line is any dict form :meth:`Tool.from_dict` accepts.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise CatalogError(f"tool file not found: {path}")
+    tools: list[Tool] = []
+    try:
+        with path.open("r", encoding="utf-8") as handle:
+            for number, line in enumerate(handle, start=1):
+                if not line.strip():
+                    continue
+                try:
+                    data = json.loads(line)
+                except json.JSONDecodeError as exc:
+                    raise CatalogError(f"{path}:{number}: not valid JSON ({exc.msg})") from None
+                try:
+                    tools.append(Tool.from_dict(data))
+                except ToolValidationError as exc:
+                    raise ToolValidationError(f"{path}:{number}: {exc}") from None
+    except UnicodeDecodeError as exc:
+        raise CatalogError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+    return tools
+
+
+def write_tools_jsonl(tools: Iterable[Tool], path: str | os.PathLike[str]) -> None:
+    """Write tools as JSONL (the inverse of :func:`load_tools_jsonl`)."""
+    with Path(path).open("w", encoding="utf-8") as handle:
+        for tool in tools:
+            handle.write(json.dumps(tool.to_dict(), ensure_ascii=False, sort_keys=True) + "\n")

@@ -1,0 +1,136 @@
+"""The ``gentool-router`` command line.
+
+Heavy modules (faiss, llama.cpp, the embedder) are imported inside the commands, so ``--help`` is instant and
+``route`` over a saved index never imports torch.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import click
+
+from .errors import GentoolError
+
+__all__ = ["main"]
+
+
+def _friendly_errors(command: Callable[..., Any]) -> Callable[..., Any]:
+    """Turn the library's errors into a one-line ``Error: ...`` and exit status 1, never a traceback."""
+
+    @functools.wraps(command)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return command(*args, **kwargs)
+        except GentoolError as exc:
+            raise click.ClickException(str(exc)) from exc
+        except OSError as exc:
+            raise click.ClickException(f"{exc.strerror or exc}: {exc.filename or ''}".rstrip(": ")) from exc
+
+    return wrapper
+
+
+def _selector_options(func: Callable[..., Any]) -> Callable[..., Any]:
+    options = [
+        click.option("--model", "model_path", type=click.Path(dir_okay=False, path_type=Path),
+                     help="Selector GGUF (default: the packaged GenTool selector's base model)."),
+        click.option("--adapter", "adapter_path", type=click.Path(dir_okay=False, path_type=Path),
+                     help="GGUF LoRA adapter applied over --model."),
+        click.option("--threads", "n_threads", type=click.IntRange(min=1),
+                     help="CPU threads for the selector (default: the cores available)."),
+        click.option("--gpu-layers", "n_gpu_layers", type=click.IntRange(min=0), default=None,
+                     help="Layers to offload to a GPU (needs a GPU build of llama-cpp-python)."),
+        click.option("-k", "--k", "k", type=click.IntRange(min=1, max=26), default=None,
+                     help="Candidates retrieved per query (default 5, or the saved setting)."),
+        click.option("--json", "as_json", is_flag=True, help="Print JSON lines instead of a table."),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="gentool-router")
+def main() -> None:
+    """Route queries to the right tool with FAISS retrieval and a GenTool selector model, offline."""
+
+
+@main.command("index")
+@click.argument("tools", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--out", "out", required=True, type=click.Path(file_okay=False, path_type=Path),
+              help="Folder to write the index to (replaced atomically if it exists).")
+@click.option("-k", "--k", "k", type=click.IntRange(min=1, max=26), default=5, show_default=True,
+              help="Candidates per query to store as the router's default.")
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+@_friendly_errors
+def index_command(tools: Path, out: Path, k: int, quiet: bool) -> None:
+    """Embed the tools of TOOLS (JSONL, one tool a line) into an index folder."""
+    import time
+
+    from .catalog import ToolCatalog
+    from .router import ToolRouter
+
+    start = time.perf_counter()
+    catalog = ToolCatalog.from_jsonl(tools)
+    router = ToolRouter.from_tools(catalog, k=k, show_progress=False if quiet else None)
+    router.save(out)
+    click.echo(f"Indexed {len(catalog)} tools into {out} in {time.perf_counter() - start:.1f} s")
+
+
+@main.command("route")
+@click.argument("queries", nargs=-1, required=True)
+@click.option("--index", "index_dir", required=True, type=click.Path(path_type=Path),
+              help="Index folder written by `gentool-router index`.")
+@_selector_options
+@_friendly_errors
+def route_command(queries: Sequence[str], index_dir: Path, model_path: Path | None, adapter_path: Path | None,
+                  n_threads: int | None, n_gpu_layers: int | None, k: int | None, as_json: bool) -> None:
+    """Route each QUERY over a saved index and print the decision."""
+    from .router import ToolRouter
+
+    router = ToolRouter.load(index_dir, model_path=model_path, adapter_path=adapter_path, n_threads=n_threads,
+                             n_gpu_layers=n_gpu_layers, k=k)
+    for route in router.route_batch(list(queries)):
+        _print_route(route, as_json)
+
+
+@main.command("demo")
+@_selector_options
+@_friendly_errors
+def demo_command(model_path: Path | None, adapter_path: Path | None, n_threads: int | None,
+                 n_gpu_layers: int | None, k: int | None, as_json: bool) -> None:
+    """Route the bundled example queries over the bundled example catalogue."""
+    from .examples import example_queries, example_tools
+    from .router import ToolRouter
+
+    tools = example_tools()
+    if not as_json:
+        click.echo(f"Building an index of {len(tools)} example tools...")
+    router = ToolRouter.from_tools(tools, model_path=model_path, adapter_path=adapter_path, n_threads=n_threads,
+                                   n_gpu_layers=n_gpu_layers or 0, k=k or 5, show_progress=False)
+    for query in example_queries():
+        _print_route(router.route(query), as_json)
+
+
+def _print_route(route: Any, as_json: bool) -> None:
+    if as_json:
+        click.echo(json.dumps(route.to_dict(), ensure_ascii=False))
+        return
+    t = route.timings
+    best = route.ranking[0]
+    click.echo(click.style(f"Query: {route.query}", bold=True))
+    flag = "  (selector failed: retrieval fallback)" if route.fallback else ""
+    click.echo(f"  -> {click.style(route.name, fg='green' if route.tool else 'yellow')}  p={best.score:.2f}{flag}")
+    click.echo("     ranking: " + " | ".join(f"{c.name} {c.score:.2f}" for c in route.ranking[:4]))
+    click.echo(
+        f"     time: embed {t.embed * 1000:.0f} ms, search {t.search * 1000:.1f} ms, "
+        f"select {t.select * 1000:.0f} ms ({route.prompt_tokens} prompt tokens)"
+    )
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

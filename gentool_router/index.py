@@ -1,0 +1,310 @@
+"""FAISS retrieval over the canonical tool texts, persisted as a plain folder (DESIGN.md, contract 4).
+
+An index folder holds::
+
+    index.faiss     FAISS IndexIDMap2(IndexFlatIP): inner product of unit vectors = cosine similarity
+    tools.jsonl     one {"id": int, "tool": {...}} a line: the catalogue, with each tool's stable FAISS id
+    manifest.json   format version, embedder id and dimension, tool-text version, counts, SHA-256 of each file
+
+No pickle anywhere. Loading checks the manifest against the files and against the embedder and tool-text
+version in use; any mismatch is a clear error instead of silently wrong retrieval.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+from typing import Any, Iterable, Mapping
+
+import numpy as np
+
+from .catalog import ToolCatalog
+from .embedder import Embedder, MiniLMEmbedder
+from .errors import CatalogError, IndexFormatError, IndexMismatchError
+from .persistence import atomic_folder, recover_interrupted_save, sha256_file
+from .tool_text import TOOL_TEXT_VERSION, render_tool
+from .tools import Tool, tool_from_any
+
+__all__ = ["ToolIndex", "ScoredTool", "INDEX_FILE", "TOOLS_FILE", "MANIFEST_FILE"]
+
+INDEX_FILE = "index.faiss"
+TOOLS_FILE = "tools.jsonl"
+MANIFEST_FILE = "manifest.json"
+FORMAT_NAME = "gentool-router-index"
+FORMAT_VERSION = 1
+#: Catalogues at least this large show a progress bar while embedding.
+PROGRESS_THRESHOLD = 256
+
+
+@dataclass(frozen=True)
+class ScoredTool:
+    """A retrieved tool and its cosine similarity to the query."""
+
+    tool: Tool
+    score: float
+
+
+def _faiss() -> Any:
+    import faiss
+
+    return faiss
+
+
+def package_version() -> str:
+    try:
+        return metadata.version("gentool-router")
+    except metadata.PackageNotFoundError:  # running from a source tree
+        return "0+unknown"
+
+
+class ToolIndex:
+    """Tools, their embeddings and a FAISS index with stable ids.
+
+    Args:
+        embedder: Embeds tool texts and queries; defaults to the packaged all-MiniLM-L6-v2.
+
+    Example:
+        >>> index = ToolIndex.build([{"name": "get_weather", "description": "Weather forecast for a city"},
+        ...                          {"name": "send_email", "description": "Send an email"}])
+        >>> index.search("will it rain tomorrow?", k=1)[0].tool.name
+        'get_weather'
+    """
+
+    def __init__(self, embedder: Embedder | None = None) -> None:
+        self.embedder: Embedder = embedder if embedder is not None else MiniLMEmbedder()
+        faiss = _faiss()
+        self._faiss_index = faiss.IndexIDMap2(faiss.IndexFlatIP(self.embedder.dimension))
+        self._catalog = ToolCatalog()
+        self._ids: dict[str, int] = {}
+        self._texts: dict[str, str] = {}
+        self._by_id: dict[int, str] = {}
+        self._next_id = 0
+        self._lock = threading.RLock()
+
+    # ------------------------------------------------------------------ build
+    @classmethod
+    def build(
+        cls,
+        tools: Iterable[Any] | ToolCatalog,
+        embedder: Embedder | None = None,
+        *,
+        show_progress: bool | None = None,
+    ) -> "ToolIndex":
+        """Embed a whole catalogue. A progress bar shows by default from :data:`PROGRESS_THRESHOLD` tools."""
+        catalog = tools if isinstance(tools, ToolCatalog) else ToolCatalog.from_tools(tools)
+        if len(catalog) == 0:
+            raise CatalogError("the tool catalogue is empty: give at least one tool")
+        index = cls(embedder)
+        index.add(list(catalog), show_progress=show_progress)
+        return index
+
+    def add(self, tools: Iterable[Any], *, show_progress: bool | None = None) -> list[int]:
+        """Add tools (any supported form) and return their new ids; existing names are an error."""
+        new_tools = [tool_from_any(t) for t in tools]
+        names = [t.name for t in new_tools]
+        with self._lock:
+            clashes = sorted({n for n in names if n in self._ids} | {n for n in names if names.count(n) > 1})
+            if clashes:
+                raise CatalogError(f"tool names already in the index or given twice: {', '.join(clashes)}")
+            if not new_tools:
+                return []
+            texts = [render_tool(t) for t in new_tools]
+            if show_progress is None:
+                show_progress = len(texts) >= PROGRESS_THRESHOLD
+            vectors = self.embedder.embed_documents(texts, show_progress=show_progress)
+            ids = np.arange(self._next_id, self._next_id + len(new_tools), dtype=np.int64)
+            self._faiss_index.add_with_ids(np.ascontiguousarray(vectors, dtype=np.float32), ids)
+            for tool, text, tool_id in zip(new_tools, texts, ids.tolist()):
+                self._catalog.add(tool)
+                self._ids[tool.name] = tool_id
+                self._by_id[tool_id] = tool.name
+                self._texts[tool.name] = text
+            self._next_id += len(new_tools)
+            return ids.tolist()
+
+    def remove(self, names: Iterable[str]) -> None:
+        """Remove tools by name; unknown names are an error and nothing is removed."""
+        names = list(names)
+        with self._lock:
+            unknown = [n for n in names if n not in self._ids]
+            if unknown:
+                raise CatalogError(f"no tool named {', '.join(map(repr, unknown))} in the index")
+            ids = np.array([self._ids[n] for n in names], dtype=np.int64)
+            self._faiss_index.remove_ids(ids)
+            for name in names:
+                self._catalog.remove(name)
+                del self._by_id[self._ids.pop(name)]
+                del self._texts[name]
+
+    # ----------------------------------------------------------------- search
+    def search(self, query: str, k: int = 5) -> list[ScoredTool]:
+        """The ``k`` tools nearest to ``query`` (fewer if the index holds fewer), best first."""
+        return self.search_vectors(self.embedder.embed_queries([query]), k)[0]
+
+    def search_vectors(self, vectors: np.ndarray, k: int) -> list[list[ScoredTool]]:
+        """Nearest tools for each row of ``vectors`` (already embedded queries)."""
+        if k < 1:
+            raise ValueError(f"k must be at least 1, got {k}")
+        with self._lock:
+            if len(self) == 0:
+                raise CatalogError("the index holds no tools")
+            scores, ids = self._faiss_index.search(np.ascontiguousarray(vectors, dtype=np.float32), min(k, len(self)))
+            return [
+                [
+                    ScoredTool(self._catalog.get(self._by_id[int(i)]), float(s))
+                    for s, i in zip(row_scores, row_ids)
+                    if i >= 0
+                ]
+                for row_scores, row_ids in zip(scores, ids)
+            ]
+
+    # ------------------------------------------------------------------ views
+    @property
+    def catalog(self) -> ToolCatalog:
+        return self._catalog
+
+    def tool_text(self, name: str) -> str:
+        """The canonical text of a tool in the index (what was embedded and what the selector sees)."""
+        return self._texts[name]
+
+    def tool_id(self, name: str) -> int:
+        return self._ids[name]
+
+    def __len__(self) -> int:
+        return len(self._ids)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._ids
+
+    def __repr__(self) -> str:
+        return f"ToolIndex({len(self)} tools, embedder={self.embedder.model_id!r})"
+
+    # ------------------------------------------------------------ persistence
+    def save(self, path: str | os.PathLike[str], *, extra_files: Mapping[str, Mapping[str, Any]] | None = None) -> Path:
+        """Write the index folder atomically; ``extra_files`` (name → JSON object) are saved and checksummed too."""
+        extra_files = dict(extra_files or {})
+        reserved = {INDEX_FILE, TOOLS_FILE, MANIFEST_FILE} & set(extra_files)
+        if reserved:
+            raise ValueError(f"extra file names clash with index files: {sorted(reserved)}")
+
+        def write(folder: Path) -> None:
+            with self._lock:
+                _faiss().write_index(self._faiss_index, str(folder / INDEX_FILE))
+                with (folder / TOOLS_FILE).open("w", encoding="utf-8") as handle:
+                    for tool in self._catalog:
+                        record = {"id": self._ids[tool.name], "tool": tool.to_dict()}
+                        handle.write(json.dumps(record, ensure_ascii=False, sort_keys=True) + "\n")
+                for name, content in extra_files.items():
+                    (folder / name).write_text(json.dumps(content, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+                files = [INDEX_FILE, TOOLS_FILE, *sorted(extra_files)]
+                manifest = {
+                    "format": FORMAT_NAME,
+                    "format_version": FORMAT_VERSION,
+                    "created_with": f"gentool-router {package_version()}",
+                    "embedder": {"model_id": self.embedder.model_id, "dimension": self.embedder.dimension},
+                    "tool_text_version": TOOL_TEXT_VERSION,
+                    "count": len(self),
+                    "next_id": self._next_id,
+                    "files": {
+                        name: {"sha256": sha256_file(folder / name), "bytes": (folder / name).stat().st_size}
+                        for name in files
+                    },
+                }
+                (folder / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+
+        try:
+            return atomic_folder(path, write)
+        except OSError as exc:
+            raise IndexFormatError(f"cannot save the index to {path}: {exc.strerror or exc}") from exc
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str], embedder: Embedder | None = None) -> "ToolIndex":
+        """Load an index folder written by :meth:`save`.
+
+        Raises:
+            IndexFormatError: missing folder or file, unreadable manifest, checksum mismatch, corrupt FAISS file.
+            IndexMismatchError: the folder was built with another embedder or tool-text version.
+        """
+        folder = Path(path)
+        recover_interrupted_save(folder)
+        manifest = read_manifest(folder)
+        index = cls(embedder)
+        stored = manifest.get("embedder", {})
+        if stored.get("model_id") != index.embedder.model_id or stored.get("dimension") != index.embedder.dimension:
+            raise IndexMismatchError(
+                f"{folder} was built with embedder {stored.get('model_id')!r} ({stored.get('dimension')} dims), "
+                f"but the router uses {index.embedder.model_id!r} ({index.embedder.dimension} dims): "
+                "rebuild it with `gentool-router index` or pass the matching embedder"
+            )
+        if manifest.get("tool_text_version") != TOOL_TEXT_VERSION:
+            raise IndexMismatchError(
+                f"{folder} was built with tool-text version {manifest.get('tool_text_version')!r}, this gentool-router "
+                f"renders version {TOOL_TEXT_VERSION!r}: rebuild the index with `gentool-router index`"
+            )
+        try:
+            faiss_index = _faiss().read_index(str(folder / INDEX_FILE))
+        except RuntimeError as exc:
+            raise IndexFormatError(f"{folder / INDEX_FILE} is not a readable FAISS index") from exc
+        records = _read_tool_records(folder / TOOLS_FILE)
+        if faiss_index.ntotal != len(records) or faiss_index.d != index.embedder.dimension:
+            raise IndexFormatError(
+                f"{folder}: FAISS index has {faiss_index.ntotal} vectors of {faiss_index.d} dims, "
+                f"but tools.jsonl has {len(records)} tools for {index.embedder.dimension} dims"
+            )
+        index._faiss_index = faiss_index
+        for tool_id, tool in records:
+            index._catalog.add(tool)
+            index._ids[tool.name] = tool_id
+            index._by_id[tool_id] = tool.name
+            index._texts[tool.name] = render_tool(tool)
+        index._next_id = int(manifest.get("next_id", max((i for i, _ in records), default=-1) + 1))
+        return index
+
+
+def read_manifest(folder: Path) -> dict[str, Any]:
+    """Read and verify an index folder's manifest and checksums (without loading anything heavy)."""
+    if not folder.is_dir():
+        raise IndexFormatError(f"index folder not found: {folder}")
+    manifest_path = folder / MANIFEST_FILE
+    try:
+        manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise IndexFormatError(f"{folder} is not an index folder: {MANIFEST_FILE} is missing") from None
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise IndexFormatError(f"{manifest_path} is corrupt: {exc}") from None
+    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT_NAME:
+        raise IndexFormatError(f"{manifest_path} is not a gentool-router index manifest")
+    if manifest.get("format_version") != FORMAT_VERSION:
+        raise IndexMismatchError(
+            f"{folder} has index format version {manifest.get('format_version')}, this gentool-router reads "
+            f"version {FORMAT_VERSION}: rebuild the index with `gentool-router index`"
+        )
+    files = manifest.get("files")
+    if not isinstance(files, dict) or INDEX_FILE not in files or TOOLS_FILE not in files:
+        raise IndexFormatError(f"{manifest_path} does not list the index files")
+    for name, info in files.items():
+        file_path = folder / name
+        if not file_path.is_file():
+            raise IndexFormatError(f"{folder}: {name} is missing")
+        if not isinstance(info, dict) or sha256_file(file_path) != info.get("sha256"):
+            raise IndexFormatError(f"{file_path} does not match its checksum in {MANIFEST_FILE}: the file is corrupt or was edited")
+    return manifest
+
+
+def _read_tool_records(path: Path) -> list[tuple[int, Tool]]:
+    records: list[tuple[int, Tool]] = []
+    with path.open("r", encoding="utf-8") as handle:
+        for number, line in enumerate(handle, start=1):
+            if not line.strip():
+                continue
+            try:
+                data = json.loads(line)
+                records.append((int(data["id"]), Tool.from_dict(data["tool"])))
+            except (ValueError, KeyError, TypeError) as exc:
+                raise IndexFormatError(f"{path}:{number}: bad tool record ({exc})") from None
+    return records
+

@@ -1,0 +1,112 @@
+"""Small frozen result types returned by the selector and the router."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from .tools import NO_TOOL, Tool
+
+__all__ = ["Choice", "Selection", "Candidate", "StageTimings", "Route"]
+
+
+@dataclass(frozen=True)
+class Choice:
+    """One entry of a ranking: a tool name (or ``generate_response``) and its score (a probability for the
+    GenTool selector, a cosine similarity for retrieval-only selection)."""
+
+    name: str
+    score: float
+
+
+@dataclass(frozen=True)
+class Selection:
+    """What a selector returns for one query.
+
+    Attributes:
+        ranking: Every candidate plus ``generate_response`` (if the selector can abstain), best first.
+        prompt_tokens: Tokens evaluated for this query (the cached static prefix not counted).
+        cached_tokens: Tokens of the static prefix served from the cache.
+        seconds: Wall time of the selection.
+    """
+
+    ranking: tuple[Choice, ...]
+    prompt_tokens: int = 0
+    cached_tokens: int = 0
+    seconds: float = 0.0
+
+    @property
+    def best(self) -> str:
+        return self.ranking[0].name
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A tool retrieved for a query, with its retrieval rank (0 = nearest) and cosine similarity."""
+
+    tool: Tool
+    retrieval_rank: int
+    retrieval_score: float
+
+    @property
+    def name(self) -> str:
+        return self.tool.name
+
+
+@dataclass(frozen=True)
+class StageTimings:
+    """Seconds spent in each stage of one route (``embed`` is shared evenly in batch routing)."""
+
+    embed: float
+    search: float
+    select: float
+
+    @property
+    def total(self) -> float:
+        return self.embed + self.search + self.select
+
+
+@dataclass(frozen=True)
+class Route:
+    """The router's decision for one query.
+
+    Attributes:
+        query: The query as routed.
+        tool: The chosen tool, or None when no tool applies (the selector chose ``generate_response``).
+        ranking: The selector's ranking of the candidates and ``generate_response``, best first.
+        candidates: The retrieved candidates, in retrieval order.
+        timings: Seconds per stage.
+        prompt_tokens: Selector prompt tokens evaluated for this query (uncached).
+        fallback: True when the selector failed and the top retrieval candidate was returned instead.
+        fallback_reason: Why the selector failed, when ``fallback`` is True.
+    """
+
+    query: str
+    tool: Tool | None
+    ranking: tuple[Choice, ...]
+    candidates: tuple[Candidate, ...]
+    timings: StageTimings
+    prompt_tokens: int = 0
+    fallback: bool = False
+    fallback_reason: str | None = None
+
+    @property
+    def name(self) -> str:
+        """The chosen tool's name, or ``generate_response``."""
+        return self.tool.name if self.tool is not None else NO_TOOL
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form (used by ``gentool-router route --json``)."""
+        return {
+            "query": self.query,
+            "tool": self.tool.name if self.tool is not None else None,
+            "ranking": [asdict(c) for c in self.ranking],
+            "candidates": [
+                {"name": c.name, "retrieval_rank": c.retrieval_rank, "retrieval_score": c.retrieval_score}
+                for c in self.candidates
+            ],
+            "timings": {**asdict(self.timings), "total": self.timings.total},
+            "prompt_tokens": self.prompt_tokens,
+            "fallback": self.fallback,
+            "fallback_reason": self.fallback_reason,
+        }

@@ -1,0 +1,251 @@
+"""Selectors: pick the strongest applicable candidate, or ``generate_response``.
+
+:class:`LlamaSelector` runs the GenTool selector (any GGUF, optionally with a GGUF LoRA adapter) in
+llama.cpp. It evaluates the prompt of :mod:`gentool_router.prompt` once and reads the next-token logits of
+the candidate labels and of the no-tool label in that single forward pass: the softmax over those labels is
+the full ranking, and the answer can only ever be one of them. The static prompt prefix is evaluated once and
+kept in llama.cpp's KV cache; each query evaluates only its own candidates and text.
+
+:class:`RetrievalSelector` keeps the retrieval order (embedding top-1, never abstains): the baseline.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import threading
+import time
+from pathlib import Path
+from typing import Any, Protocol, Sequence
+
+from .errors import ModelLoadError, ModelNotFoundError, SelectorError
+from .models import base_selector_gguf
+from .prompt import MAX_CANDIDATES, NO_TOOL_LABEL, build_prompt, candidate_labels, encode_parts, prefix_parts
+from .results import Choice, Selection
+from .tools import NO_TOOL
+
+__all__ = ["Selector", "LlamaSelector", "RetrievalSelector", "default_threads"]
+
+
+class Selector(Protocol):
+    """Ranks a query's candidates (names and canonical texts, in retrieval order)."""
+
+    def select(self, query: str, names: Sequence[str], texts: Sequence[str], scores: Sequence[float]) -> Selection:
+        ...
+
+
+def default_threads() -> int:
+    """The cores this process may use (llama.cpp's OpenMP threads collapse when oversubscribed)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not on Linux
+        return max(1, os.cpu_count() or 1)
+
+
+class RetrievalSelector:
+    """Keeps the retrieval order: the nearest tool wins, and it never answers ``generate_response``."""
+
+    def select(self, query: str, names: Sequence[str], texts: Sequence[str], scores: Sequence[float]) -> Selection:
+        start = time.perf_counter()
+        ranking = tuple(Choice(n, float(s)) for n, s in sorted(zip(names, scores), key=lambda p: -p[1]))
+        return Selection(ranking, seconds=time.perf_counter() - start)
+
+
+class LlamaSelector:
+    """The GenTool selector in llama.cpp.
+
+    Args:
+        model_path: A GGUF file; defaults to the packaged SmolLM2-135M-Instruct.
+        adapter_path: Optional GGUF LoRA adapter applied over ``model_path``.
+        n_threads: CPU threads; defaults to the cores available to this process.
+        n_gpu_layers: Layers to offload to a GPU (needs a GPU build of llama-cpp-python).
+        n_ctx: Context size in tokens; large enough for :data:`~gentool_router.prompt.MAX_CANDIDATES`
+            candidates by default.
+
+    One instance is safe to share between threads: a lock serialises use of the llama.cpp context.
+
+    Example:
+        >>> selector = LlamaSelector()
+        >>> selection = selector.select("What's the weather in Oslo?", ["get_weather", "send_email"],
+        ...     ["get_weather(city): Current weather", "send_email(to, body): Send an email"], [0.6, 0.1])
+        >>> {c.name for c in selection.ranking} == {"get_weather", "send_email", "generate_response"}
+        True
+    """
+
+    def __init__(
+        self,
+        model_path: str | os.PathLike[str] | None = None,
+        *,
+        adapter_path: str | os.PathLike[str] | None = None,
+        n_threads: int | None = None,
+        n_gpu_layers: int = 0,
+        n_ctx: int = 4096,
+        verbose: bool = False,
+    ) -> None:
+        self.model_path = Path(model_path) if model_path is not None else base_selector_gguf()
+        self.adapter_path = Path(adapter_path) if adapter_path is not None else None
+        _check_gguf(self.model_path, "model")
+        if self.adapter_path is not None:
+            _check_gguf(self.adapter_path, "adapter")
+        self.n_threads = n_threads or default_threads()
+        self.n_gpu_layers = n_gpu_layers
+        self._lock = threading.Lock()
+        self._llm = _load_llama(self.model_path, self.adapter_path, self.n_threads, n_gpu_layers, n_ctx, verbose)
+        self.n_ctx = self._llm.n_ctx()
+        self._label_ids = self._single_token_ids([*candidate_labels(MAX_CANDIDATES), NO_TOOL_LABEL])
+        self._prefix_ids = self._encode_prefix()
+        self._prefix_ready = False
+
+    # ------------------------------------------------------------ tokenizing
+    def tokenize(self, text: str, parse_special: bool) -> list[int]:
+        """The model's tokenizer, without BOS; invalid UTF-8 surrogates are replaced, never raised."""
+        data = text.encode("utf-8", errors="replace")
+        return self._llm.tokenize(data, add_bos=False, special=parse_special)
+
+    def _single_token_ids(self, labels: Sequence[str]) -> dict[str, int]:
+        ids = {}
+        for label in labels:
+            tokens = self.tokenize(label, False)
+            if len(tokens) != 1:
+                raise ModelLoadError(
+                    f"{self.model_path.name}: label {label!r} is {len(tokens)} tokens in this model's vocabulary; "
+                    "the selector needs one token per label"
+                )
+            ids[label] = tokens[0]
+        return ids
+
+    def _encode_prefix(self) -> list[int]:
+        ids = encode_parts(prefix_parts(), self.tokenize)
+        if self._llm._model.add_bos_token():
+            ids = [self._llm.token_bos(), *ids]
+        return ids
+
+    def prompt_token_count(self, query: str, texts: Sequence[str]) -> tuple[int, int]:
+        """(uncached, cached) prompt tokens for a query over candidates with these texts."""
+        prompt = build_prompt(query, [f"t{i}" for i in range(len(texts))], list(texts))
+        return len(encode_parts(prompt.parts, self.tokenize)), len(self._prefix_ids)
+
+    # -------------------------------------------------------------- ranking
+    def select(self, query: str, names: Sequence[str], texts: Sequence[str], scores: Sequence[float]) -> Selection:
+        """Rank ``names`` and ``generate_response`` for ``query`` in one forward pass."""
+        if len(names) > MAX_CANDIDATES:
+            raise SelectorError(f"at most {MAX_CANDIDATES} candidates fit one selector prompt, got {len(names)}")
+        start = time.perf_counter()
+        prompt = build_prompt(query, list(names), list(texts))
+        suffix = encode_parts(prompt.parts, self.tokenize)
+        if len(self._prefix_ids) + len(suffix) > self.n_ctx:
+            raise SelectorError(
+                f"the selector prompt needs {len(self._prefix_ids) + len(suffix)} tokens, "
+                f"more than the context of {self.n_ctx}: use fewer candidates or a larger n_ctx"
+            )
+        labels = [*prompt.labels, NO_TOOL_LABEL]
+        with self._lock:
+            logits = self._eval_after_prefix(suffix, [self._label_ids[label] for label in labels])
+        probabilities = _softmax(logits)
+        mapping = prompt.label_to_tool()
+        ranking = tuple(
+            sorted((Choice(mapping[label], p) for label, p in zip(labels, probabilities)), key=lambda c: -c.score)
+        )
+        return Selection(
+            ranking,
+            prompt_tokens=len(suffix),
+            cached_tokens=len(self._prefix_ids),
+            seconds=time.perf_counter() - start,
+        )
+
+    def _eval_after_prefix(self, suffix: list[int], wanted: list[int]) -> list[float]:
+        import llama_cpp
+
+        llm = self._llm
+        try:
+            if not self._prefix_ready:
+                llm.reset()
+                llm.eval(self._prefix_ids)
+                self._prefix_ready = True
+            llm.n_tokens = len(self._prefix_ids)  # drop the previous query; eval() clears its KV entries
+            llm.eval(suffix)
+            row = llama_cpp.llama_get_logits_ith(llm._ctx.ctx, -1)
+            values = [float(row[i]) for i in wanted]
+        except Exception as exc:
+            self._prefix_ready = False
+            raise SelectorError(f"llama.cpp failed while ranking candidates: {exc}") from exc
+        if not all(math.isfinite(v) for v in values):
+            raise SelectorError("the selector model produced non-finite logits")
+        return values
+
+    def evaluate_tokens(self, tokens: Sequence[int]) -> float:
+        """Evaluate ``tokens`` after the cached prefix and return the seconds it took (for benchmarks: the
+        bare llama.cpp cost that :meth:`select` is compared against)."""
+        with self._lock:
+            if not self._prefix_ready:
+                self._llm.reset()
+                self._llm.eval(self._prefix_ids)
+                self._prefix_ready = True
+            self._llm.n_tokens = len(self._prefix_ids)
+            start = time.perf_counter()
+            self._llm.eval(list(tokens))
+            return time.perf_counter() - start
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "model_path": str(self.model_path),
+            "adapter_path": str(self.adapter_path) if self.adapter_path else None,
+            "n_threads": self.n_threads,
+            "n_gpu_layers": self.n_gpu_layers,
+        }
+
+    def close(self) -> None:
+        """Free the llama.cpp model now instead of at garbage collection."""
+        with self._lock:
+            llm, self._llm = self._llm, None
+            if llm is not None:
+                llm.close()
+
+
+def _softmax(values: Sequence[float]) -> list[float]:
+    top = max(values)
+    exps = [math.exp(v - top) for v in values]
+    total = sum(exps)
+    return [e / total for e in exps]
+
+
+def _check_gguf(path: Path, what: str) -> None:
+    """Fail clearly before llama.cpp sees a missing or non-GGUF file (it would only say 'failed to load')."""
+    if not path.is_file():
+        raise ModelNotFoundError(f"{what} file not found: {path}")
+    try:
+        with path.open("rb") as handle:
+            magic = handle.read(4)
+    except OSError as exc:
+        raise ModelLoadError(f"cannot read {what} file {path}: {exc.strerror}") from exc
+    if magic != b"GGUF":
+        raise ModelLoadError(f"{what} file {path} is not a GGUF file (bad magic bytes {magic!r})")
+
+
+def _load_llama(
+    model_path: Path, adapter_path: Path | None, n_threads: int, n_gpu_layers: int, n_ctx: int, verbose: bool
+) -> Any:
+    try:
+        import llama_cpp
+    except ImportError as exc:  # pragma: no cover - it is a runtime dependency
+        raise ModelLoadError("llama-cpp-python is not installed: pip install llama-cpp-python") from exc
+    try:
+        llm = llama_cpp.Llama(
+            model_path=str(model_path),
+            lora_path=str(adapter_path) if adapter_path else None,
+            n_ctx=n_ctx,
+            n_batch=512,
+            n_threads=n_threads,
+            n_threads_batch=n_threads,
+            n_gpu_layers=n_gpu_layers,
+            logits_all=False,
+            verbose=verbose,
+        )
+    except (ValueError, RuntimeError, OSError) as exc:
+        target = f"{model_path} with adapter {adapter_path}" if adapter_path else str(model_path)
+        raise ModelLoadError(f"llama.cpp could not load {target}: {exc}") from exc
+    architecture = (llm.metadata or {}).get("general.architecture", "")
+    if architecture in {"bert", "nomic-bert", "jina-bert-v2", "t5encoder"}:
+        llm.close()
+        raise ModelLoadError(f"{model_path} is a {architecture} encoder, not a language model the selector can run")
+    return llm
