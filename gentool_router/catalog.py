@@ -128,4 +128,4 @@ def write_tools_jsonl(tools: Iterable[Tool], path: str | os.PathLike[str]) -> No
     """Write tools as JSONL (the inverse of :func:`load_tools_jsonl`)."""
     with Path(path).open("w", encoding="utf-8") as handle:
         for tool in tools:
-            handle.write(json.dumps(tool.to_dict(), ensure_ascii=False, sort_keys=True) + "\n")
+            handle.write(json.dumps(tool.to_dict(), ensure_ascii=False) + "\n")

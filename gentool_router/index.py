@@ -197,7 +197,7 @@ class ToolIndex:
                 with (folder / TOOLS_FILE).open("w", encoding="utf-8") as handle:
                     for tool in self._catalog:
                         record = {"id": self._ids[tool.name], "tool": tool.to_dict()}
-                        handle.write(json.dumps(record, ensure_ascii=False, sort_keys=True) + "\n")
+                        handle.write(json.dumps(record, ensure_ascii=False) + "\n")
                 for name, content in extra_files.items():
                     (folder / name).write_text(json.dumps(content, indent=2, sort_keys=True) + "\n", encoding="utf-8")
                 files = [INDEX_FILE, TOOLS_FILE, *sorted(extra_files)]

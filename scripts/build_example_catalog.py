@@ -129,7 +129,7 @@ def main() -> None:
     ] + FAMILIES
     with (OUT / "example_tools.jsonl").open("w") as handle:
         for tool in catalogue:
-            handle.write(json.dumps(tool, ensure_ascii=False, sort_keys=True) + "\n")
+            handle.write(json.dumps(tool, ensure_ascii=False) + "\n")
     picked = queries[:12] + FAMILY_QUERIES
     with (OUT / "example_queries.jsonl").open("w") as handle:
         for query, expected in picked:

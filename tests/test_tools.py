@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gentool_router import CatalogError, Tool, ToolCatalog, ToolValidationError
+from gentool_router import CatalogError, Tool, ToolCatalog, ToolValidationError, render_tool
 from gentool_router.catalog import load_tools_jsonl, write_tools_jsonl
 from gentool_router.tools import TOOL_NAME_PATTERN, tool_from_any
 
@@ -140,7 +140,9 @@ def test_catalog_add_remove():
 def test_jsonl_round_trip(tmp_path, small_tools):
     path = tmp_path / "tools.jsonl"
     write_tools_jsonl(small_tools, path)
-    assert load_tools_jsonl(path) == small_tools
+    loaded = load_tools_jsonl(path)
+    assert loaded == small_tools
+    assert [render_tool(t) for t in loaded] == [render_tool(t) for t in small_tools]  # argument order kept
 
 
 def test_jsonl_errors_name_the_line(tmp_path):
