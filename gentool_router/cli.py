@@ -116,6 +116,34 @@ def demo_command(model_path: Path | None, adapter_path: Path | None, n_threads: 
         _print_route(router.route(query), as_json)
 
 
+def _simulation_options(func: Callable[..., Any]) -> Callable[..., Any]:
+    """One flag per field of SimulationConfig (its ``help`` metadata is the flag's help)."""
+    from dataclasses import MISSING, fields
+
+    from gentool_router_train.simulate import SimulationConfig
+
+    for f in reversed(fields(SimulationConfig)):
+        flag = "--" + f.name.replace("_", "-")
+        func = click.option(flag, f.name, type=type(f.default), default=f.default if f.default is not MISSING else None,
+                            show_default=True, help=f.metadata.get("help"))(func)
+    return func
+
+
+@main.command("generate-data")
+@click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path),
+              help="Folder for train.jsonl, dev.jsonl, test.jsonl, stats.json and DATASET_CARD.md (replaced atomically).")
+@_simulation_options
+@_friendly_errors
+def generate_data_command(out: Path, **settings: Any) -> None:
+    """Simulate GenTool training and test data: zero-to-one pairs, weak-to-strong cases, four scenarios."""
+    from gentool_router_train.simulate import SimulationConfig, generate_dataset
+
+    if settings["k"] < 2 or settings["k"] > 26:
+        raise click.BadParameter("k must be between 2 and 26", param_hint="--k")
+    generate_dataset(out, SimulationConfig(**settings), log=click.echo)
+    click.echo(f"Written to {out}")
+
+
 def _print_route(route: Any, as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps(route.to_dict(), ensure_ascii=False))

@@ -30,6 +30,9 @@ logger = logging.getLogger(__name__)
 ROUTER_FILE = "router.json"
 #: Candidates per query, as in the GenTool paper (toolsets of five).
 DEFAULT_K = 5
+#: Queries are cut to this many characters before anything else: the embedder reads 256 word pieces and the
+#: selector 2,000 characters, so more text only costs time (a 10 MB query is routed on its start).
+MAX_ROUTED_QUERY_CHARS = 20_000
 
 Fallback = Literal["retrieval", "raise"]
 
@@ -235,7 +238,7 @@ def _clean_query(query: Any) -> str:
     if not isinstance(query, str):
         raise QueryError(f"a query must be a string, got {type(query).__name__}")
     # Lone surrogates (undecodable bytes) cannot reach a tokenizer; replace them.
-    query = query.encode("utf-8", errors="replace").decode("utf-8")
+    query = query[:MAX_ROUTED_QUERY_CHARS].encode("utf-8", errors="replace").decode("utf-8")
     cleaned = " ".join("".join(ch if ch.isprintable() else " " for ch in query).split())
     if not cleaned:
         raise QueryError("the query is empty")

@@ -186,14 +186,6 @@ class LlamaSelector:
             self._llm.eval(list(tokens))
             return time.perf_counter() - start
 
-    def describe(self) -> dict[str, Any]:
-        return {
-            "model_path": str(self.model_path),
-            "adapter_path": str(self.adapter_path) if self.adapter_path else None,
-            "n_threads": self.n_threads,
-            "n_gpu_layers": self.n_gpu_layers,
-        }
-
     def close(self) -> None:
         """Free the llama.cpp model now instead of at garbage collection."""
         with self._lock:

@@ -1,0 +1,130 @@
+"""Invariants of the GenTool data simulation, on the full generated data set."""
+
+from __future__ import annotations
+
+import filecmp
+import json
+import random
+
+import pytest
+from click.testing import CliRunner
+
+from gentool_router import Tool
+from gentool_router.cli import main
+from gentool_router_train.simulate import CASE_TYPES, SCENARIOS
+from gentool_router_train.weak import is_weaker, make_weak_variant
+
+
+def _read(folder, split):
+    return [json.loads(line) for line in (folder / f"{split}.jsonl").read_text().splitlines()]
+
+
+@pytest.fixture(scope="module")
+def generated(tmp_path_factory):
+    out = tmp_path_factory.mktemp("data") / "gentool"
+    result = CliRunner().invoke(main, ["generate-data", "--out", str(out), "--seed", "7"])
+    assert result.exit_code == 0, result.output
+    return out, result.output
+
+
+@pytest.mark.slow
+def test_counts_are_printed_and_scale_reaches_the_paper(generated):
+    out, output = generated
+    stats = json.loads((out / "stats.json").read_text())
+    for word in ("train:", "dev:", "test:", *SCENARIOS, *CASE_TYPES):
+        assert word in output
+    assert stats["distinct_queries"] >= 8500
+    assert stats["tools_with_queries"] >= 600 and stats["tools_in_toolsets"] >= 800
+    assert set(stats["splits"]["test"]["scenarios"]) == set(SCENARIOS)
+    assert set(stats["splits"]["train"]["case_types"]) == set(CASE_TYPES)
+    assert "## Definitions" in (out / "DATASET_CARD.md").read_text()
+
+
+@pytest.mark.slow
+def test_held_out_tools_and_queries_never_reach_training(generated):
+    out, _ = generated
+    stats = json.loads((out / "stats.json").read_text())
+    heldout = set(stats["heldout_tools"])
+    train = _read(out, "train") + _read(out, "dev")
+    test = _read(out, "test")
+    train_tool_names = {t["name"] for case in train for t in case["tools"]}
+    train_rankings = {name for case in train for name in case["ranking"]}
+    assert not heldout & train_tool_names
+    assert not heldout & train_rankings
+    assert all(case["expected"] not in heldout for case in train)
+    weak_of_heldout = {c["weak_variant"]["name"] for c in test if "weak_variant" in c and c["target"] in heldout}
+    assert weak_of_heldout and not weak_of_heldout & train_tool_names
+    train_queries = {c["query"] for c in _read(out, "train")}
+    dev_queries = {c["query"] for c in _read(out, "dev")}
+    for case in test:
+        seen = case["query"] in train_queries
+        assert seen == case["scenario"].startswith("seen_query"), case["id"]
+        assert (case["target"] in heldout) == case["scenario"].endswith("unseen_tool"), case["id"]
+        assert case["query"] not in dev_queries
+    assert not dev_queries & train_queries
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("split", ["train", "dev", "test"])
+def test_every_toolset_holds_its_target_once_or_not_at_all(generated, split):
+    out, _ = generated
+    for case in _read(out, split):
+        names = [t["name"] for t in case["tools"]]
+        assert len(names) == 5 == len(set(names))
+        Tool.from_dict(case["tools"][0])  # shown tools are valid tools
+        if case["case_type"] == "no-tool":
+            assert case["expected"] is None and case["target"] not in names
+            assert case["ranking"][0] == "generate_response"
+        else:
+            assert names.count(case["target"]) == 1 and case["expected"] == case["target"]
+            assert case["ranking"][0] == case["target"]
+        assert sorted(case["ranking"]) == sorted([*names, "generate_response"])
+
+
+@pytest.mark.slow
+def test_weak_variants_are_weaker_by_construction(generated):
+    out, _ = generated
+    cases = [c for split in ("train", "test") for c in _read(out, split) if c["case_type"] == "weak-to-strong"]
+    assert cases
+    for case in cases:
+        tools = {t["name"]: Tool.from_dict(t) for t in case["tools"]}
+        weak = tools[case["weak_variant"]["name"]]
+        assert is_weaker(weak, tools[case["target"]]), case["id"]
+        assert case["ranking"][:2] == [case["target"], weak.name]
+
+
+@pytest.mark.slow
+def test_zero_to_one_pairs_share_the_query(generated):
+    out, _ = generated
+    train = _read(out, "train")
+    no_tool = {c["query"] for c in train if c["case_type"] == "no-tool"}
+    added = [c for c in train if c["case_type"] == "tool-added"]
+    assert added and all(c["query"] in no_tool for c in added)
+
+
+@pytest.mark.slow
+def test_same_seed_gives_byte_identical_files(generated, tmp_path):
+    out, _ = generated
+    again = tmp_path / "again"
+    result = CliRunner().invoke(main, ["generate-data", "--out", str(again), "--seed", "7"])
+    assert result.exit_code == 0, result.output
+    for name in ("train.jsonl", "dev.jsonl", "test.jsonl", "stats.json", "DATASET_CARD.md"):
+        assert filecmp.cmp(out / name, again / name, shallow=False), name
+
+
+def test_weak_variant_rules_on_a_tool_with_everything():
+    strong = Tool("getWaterQualityReport", "Get the water quality report of a lake or river with pollutant levels",
+                  {"type": "object", "properties": {"location": {}, "date": {}, "pollutants": {}},
+                   "required": ["location", "date"]},
+                  returns={"ph": {}, "oxygen": {}, "nitrates": {}})
+    for seed in range(200):
+        weak, criteria = make_weak_variant(strong, random.Random(seed), {strong.name}, ["date"])
+        assert is_weaker(weak, strong) and criteria
+        if "parameters" in criteria:
+            assert "date" not in weak.parameter_names()  # the argument the query needs is gone
+
+
+def test_weak_variant_of_a_bare_tool_still_weaker():
+    strong = Tool("ABCmouse", "Provides fun and educational learning activities for children 2-8 years old.")
+    weak, criteria = make_weak_variant(strong, random.Random(1), {strong.name}, [])
+    assert is_weaker(weak, strong) and "description" in criteria

@@ -1,0 +1,282 @@
+"""GenTool data simulation: toolsets, zero-to-one pairs, weak-to-strong cases and four held-out scenarios.
+
+Definitions (also written into the dataset card):
+
+* **held-out (unseen) tool**: one of a seeded fraction of the tools that have queries. It never appears in the
+  train or dev split in any form: not as a target, not as a distractor, not through a weak variant.
+* **seen query**: a query text that appears in the train split. Queries of held-out tools can be seen: they are
+  trained as *no-tool* cases (their tool absent, answer ``generate_response``), then tested with the tool added.
+* **unseen query**: a query text that appears in no train or dev case.
+* Scenarios of the test split: ``seen_query_seen_tool`` (a train query, its toolset drawn anew),
+  ``unseen_query_seen_tool``, ``seen_query_unseen_tool``, ``unseen_query_unseen_tool``; a case's tool is its
+  target (the tool the query was written for), whether or not the toolset holds it.
+* Case types: ``no-tool`` (target absent → ``generate_response``), ``tool-added`` (the same query also occurs
+  with the target absent: the zero-to-one pair), ``weak-to-strong`` (the target and a weak variant of it
+  are both present; the target is the answer and ranks first, the variant second), ``plain``.
+
+A toolset holds k tools (default 5): the target (unless no-tool), its weak variant (weak-to-strong), and hard
+distractors drawn from the target's nearest tools by embedding of the canonical tool text (near duplicates
+with cosine >= :data:`NEAR_DUPLICATE` excluded, since they would make the label ambiguous). Tools are shown in
+a random order. Ranking target (stage 1): target, weak variant, ``generate_response``, then the distractors
+nearest-first; for no-tool cases ``generate_response`` first. Selection target (stage 2): the first entry.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from collections import Counter, defaultdict
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from gentool_router.persistence import atomic_folder
+from gentool_router.tool_text import TOOL_TEXT_VERSION, render_tool
+from gentool_router.tools import NO_TOOL, Tool
+
+from .sources import SourceQuery, load_sources
+from .weak import make_weak_variant
+
+__all__ = ["SimulationConfig", "generate_dataset", "SCENARIOS", "CASE_TYPES"]
+
+SCENARIOS = ("seen_query_seen_tool", "unseen_query_seen_tool", "seen_query_unseen_tool", "unseen_query_unseen_tool")
+CASE_TYPES = ("no-tool", "tool-added", "weak-to-strong", "plain")
+NEAR_DUPLICATE = 0.92
+NEIGHBOURS = 40
+
+
+@dataclass(frozen=True)
+class SimulationConfig:
+    """Settings of the simulation; every field is a flag of ``gentool-router generate-data``."""
+
+    seed: int = field(default=0, metadata={"help": "Random seed; the same seed gives byte-identical files."})
+    k: int = field(default=5, metadata={"help": "Tools per toolset (the paper's k = 5)."})
+    heldout_tool_fraction: float = field(default=0.15, metadata={"help": "Share of tools with queries held out."})
+    heldout_seen_query_fraction: float = field(
+        default=0.5, metadata={"help": "Share of a held-out tool's queries trained as no-tool cases (seen queries)."})
+    unseen_query_fraction: float = field(default=0.1, metadata={"help": "Share of seen tools' queries kept for test."})
+    dev_fraction: float = field(default=0.03, metadata={"help": "Share of seen tools' queries kept for dev."})
+    max_queries_per_tool: int = field(default=50, metadata={"help": "Cap on queries per tool (MetaTool is skewed)."})
+    seen_query_test_cases: int = field(default=600, metadata={"help": "Train queries re-drawn as seen-query tests."})
+    pair_share: float = field(default=0.4, metadata={"help": "Share of queries made into zero-to-one pairs."})
+    weak_share: float = field(default=0.3, metadata={"help": "Share of queries made into weak-to-strong cases."})
+
+
+@dataclass
+class _Pool:
+    tools: dict[str, Tool]
+    neighbours: dict[str, list[str]]
+    heldout: set[str]
+
+
+def _nearest(tools: dict[str, Tool], names: list[str], embed: Callable[[list[str]], np.ndarray]) -> dict[str, list[str]]:
+    import faiss
+
+    all_names = list(tools)
+    vectors = embed([render_tool(tools[n]) for n in all_names])
+    index = faiss.IndexFlatIP(vectors.shape[1])
+    index.add(vectors)
+    position = {n: i for i, n in enumerate(all_names)}
+    scores, ids = index.search(vectors[[position[n] for n in names]], NEIGHBOURS + 1)
+    result = {}
+    for name, row_scores, row_ids in zip(names, scores, ids):
+        result[name] = [all_names[i] for s, i in zip(row_scores, row_ids)
+                        if i >= 0 and all_names[i] != name and s < NEAR_DUPLICATE]
+    return result
+
+
+def _toolset(pool: _Pool, target: str, present: bool, weak: Tool | None, rng: random.Random, k: int,
+             training: bool) -> tuple[list[dict[str, Any]], list[str]]:
+    """Shown tools (as dicts, shuffled) and the ranking target."""
+    allowed = [n for n in pool.neighbours[target] if not (training and n in pool.heldout)]
+    head = ([target] if present else []) + ([weak.name] if weak is not None else [])
+    need = k - len(head)
+    distractors = sorted(rng.sample(allowed[: max(need * 2, need)], need), key=allowed.index)
+    shown = [pool.tools[n] for n in head if n == target] + ([weak] if weak else []) + [pool.tools[n] for n in distractors]
+    ranking = head + [NO_TOOL] + distractors if present else [NO_TOOL] + distractors
+    order = list(range(len(shown)))
+    rng.shuffle(order)
+    return [shown[i].to_dict() for i in order], ranking
+
+
+def _case_types(rng: random.Random, config: SimulationConfig) -> str:
+    r = rng.random()
+    return "pair" if r < config.pair_share else "weak" if r < config.pair_share + config.weak_share else "plain"
+
+
+def generate_dataset(
+    out: str | Path,
+    config: SimulationConfig = SimulationConfig(),
+    *,
+    embed: Callable[[list[str]], np.ndarray] | None = None,
+    log: Callable[[str], None] = print,
+) -> dict[str, Any]:
+    """Write ``train.jsonl``, ``dev.jsonl``, ``test.jsonl``, ``stats.json`` and ``DATASET_CARD.md`` to ``out``.
+
+    Returns the counts printed. ``embed`` defaults to the router's embedder (the same model the index uses).
+    """
+    if embed is None:
+        from gentool_router.embedder import MiniLMEmbedder
+
+        embedder = MiniLMEmbedder()
+        embed = lambda texts: embedder.embed_documents(texts, show_progress=True)  # noqa: E731
+    rng = random.Random(config.seed)
+    tools, queries = load_sources()
+    by_tool: dict[str, list[SourceQuery]] = defaultdict(list)
+    for q in queries:
+        by_tool[q.tool].append(q)
+    for name in sorted(by_tool):
+        random.Random(f"{config.seed}:{name}").shuffle(by_tool[name])
+        del by_tool[name][config.max_queries_per_tool:]
+    targets = sorted(by_tool)
+    shuffled = targets[:]
+    rng.shuffle(shuffled)
+    heldout = set(shuffled[: round(len(targets) * config.heldout_tool_fraction)])
+    log(f"{len(tools)} tools, {len(targets)} with queries ({len(heldout)} held out); embedding tool texts...")
+    pool = _Pool(tools, _nearest(tools, targets, embed), heldout)
+    taken = set(tools)
+
+    cases: dict[str, list[dict[str, Any]]] = {"train": [], "dev": [], "test": []}
+
+    def emit(split: str, q: SourceQuery, scenario: str | None, kind: str, weak_from: random.Random) -> None:
+        """Add the case(s) of one kind for query ``q`` (a pair adds two)."""
+        training = split in ("train", "dev")
+        variants: list[tuple[str, bool, Tool | None, list[str]]] = []
+        if kind == "pair":
+            variants = [("no-tool", False, None, []), ("tool-added", True, None, [])]
+        elif kind == "weak":
+            weak, criteria = make_weak_variant(tools[q.tool], weak_from, taken, q.arguments)
+            taken.add(weak.name)
+            variants = [("weak-to-strong", True, weak, criteria)]
+        elif kind == "no-tool":
+            variants = [("no-tool", False, None, [])]
+        else:
+            variants = [(kind, True, None, [])]
+        for case_type, present, weak, criteria in variants:
+            shown, ranking = _toolset(pool, q.tool, present, weak, rng, config.k, training)
+            record = {
+                "id": f"{split}-{len(cases[split]):05d}",
+                "query": q.query,
+                "tools": shown,
+                "expected": q.tool if present else None,
+                "ranking": ranking,
+                "scenario": scenario,
+                "case_type": case_type,
+                "target": q.tool,
+                "query_id": q.query_id,
+                "source": q.source,
+            }
+            if weak is not None:
+                record["weak_variant"] = {"name": weak.name, "criteria": criteria}
+            cases[split].append(record)
+
+    train_queries: list[SourceQuery] = []
+    for name in targets:
+        for q in by_tool[name]:
+            r = rng.random()
+            if name in heldout:
+                if r < config.heldout_seen_query_fraction:
+                    emit("train", q, None, "no-tool", rng)  # its tool is absent: zero-to-one's first view
+                    emit("test", q, "seen_query_unseen_tool", "tool-added" if rng.random() < 0.5 else "weak", rng)
+                else:
+                    emit("test", q, "unseen_query_unseen_tool", _case_types(rng, config), rng)
+            elif r < config.unseen_query_fraction:
+                emit("test", q, "unseen_query_seen_tool", _case_types(rng, config), rng)
+            elif r < config.unseen_query_fraction + config.dev_fraction:
+                emit("dev", q, "unseen_query_seen_tool", _case_types(rng, config), rng)
+            else:
+                train_queries.append(q)
+                emit("train", q, None, _case_types(rng, config), rng)
+    for q in rng.sample(train_queries, min(config.seen_query_test_cases, len(train_queries))):
+        emit("test", q, "seen_query_seen_tool", _case_types(rng, config), rng)
+    # the seen-query tests of held-out tools pair with their training no-tool case
+    for record in cases["test"]:
+        if record["scenario"] == "seen_query_unseen_tool" and record["case_type"] == "plain":
+            record["case_type"] = "tool-added"
+
+    stats = _write(Path(out), cases, config, tools, targets, heldout, queries)
+    for split in ("train", "dev", "test"):
+        log(f"{split}: {stats['splits'][split]['cases']} cases, {stats['splits'][split]['queries']} queries; "
+            f"case types {stats['splits'][split]['case_types']}")
+        if split == "test":
+            for scenario, n in stats["splits"][split]["scenarios"].items():
+                log(f"  {scenario}: {n} cases ({stats['splits'][split]['scenario_case_types'][scenario]})")
+    log(f"overall: {stats['tools_in_toolsets']} distinct tools in toolsets, {stats['distinct_queries']} distinct queries")
+    return stats
+
+
+def _write(out: Path, cases: dict[str, list[dict[str, Any]]], config: SimulationConfig, tools: dict[str, Tool],
+           targets: list[str], heldout: set[str], queries: list[SourceQuery]) -> dict[str, Any]:
+    stats: dict[str, Any] = {"config": asdict(config), "tool_text_version": TOOL_TEXT_VERSION, "splits": {}}
+    in_toolsets: set[str] = set()
+    distinct: set[str] = set()
+    for split, records in cases.items():
+        scenario_types: dict[str, Counter] = defaultdict(Counter)
+        for r in records:
+            in_toolsets.update(t["name"] for t in r["tools"])
+            distinct.add(r["query"])
+            if r["scenario"]:
+                scenario_types[r["scenario"]][r["case_type"]] += 1
+        stats["splits"][split] = {
+            "cases": len(records),
+            "queries": len({r["query"] for r in records}),
+            "case_types": dict(sorted(Counter(r["case_type"] for r in records).items())),
+            "scenarios": dict(sorted(Counter(r["scenario"] for r in records if r["scenario"]).items())),
+            "scenario_case_types": {s: dict(sorted(c.items())) for s, c in sorted(scenario_types.items())},
+        }
+    stats["tools_in_toolsets"] = len(in_toolsets)
+    stats["distinct_queries"] = len(distinct)
+    stats["tools_with_queries"] = len(targets)
+    stats["heldout_tools"] = sorted(heldout)
+
+    def write(folder: Path) -> None:
+        for split, records in cases.items():
+            with (folder / f"{split}.jsonl").open("w", encoding="utf-8") as handle:
+                for record in records:
+                    handle.write(json.dumps(record, ensure_ascii=False) + "\n")
+        (folder / "stats.json").write_text(json.dumps(stats, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+        (folder / "DATASET_CARD.md").write_text(_card(stats, config), encoding="utf-8")
+
+    atomic_folder(out, write)
+    return stats
+
+
+def _card(stats: dict[str, Any], config: SimulationConfig) -> str:
+    definitions = (__doc__ or "").split("Definitions (also written into the dataset card):", 1)[1]
+    rows = "\n".join(
+        f"| {split} | {s['cases']} | {s['queries']} | " + ", ".join(f"{k} {v}" for k, v in s["case_types"].items()) + " |"
+        for split, s in stats["splits"].items()
+    )
+    scenarios = "\n".join(
+        f"| {scenario} | {n} | " + ", ".join(f"{k} {v}" for k, v in stats["splits"]["test"]["scenario_case_types"][scenario].items()) + " |"
+        for scenario, n in stats["splits"]["test"]["scenarios"].items()
+    )
+    settings = "\n".join(f"- `{f.name}` = {getattr(config, f.name)}: {f.metadata['help']}" for f in fields(config))
+    return f"""# GenTool simulated data
+
+Made by `gentool-router generate-data --seed {config.seed}` from the vendored Seal-Tools (Apache-2.0) and MetaTool
+(MIT) corpora (see `train/data/README.md` in gentool-router). Each line of `train.jsonl`, `dev.jsonl` and
+`test.jsonl` is an evaluation case (`id`, `query`, `tools`, `expected`, `scenario`) that also carries the
+training targets: `ranking` (stage 1, best first) and `expected` (stage 2; null = `{NO_TOOL}`).
+Tool text version {stats['tool_text_version']}.
+
+## Definitions
+{definitions}
+## Counts
+
+| split | cases | distinct queries | case types |
+|---|---|---|---|
+{rows}
+
+| test scenario | cases | case types |
+|---|---|---|
+{scenarios}
+
+Tools with queries: {stats['tools_with_queries']} ({len(stats['heldout_tools'])} held out); distinct tools shown in
+toolsets (weak variants included): {stats['tools_in_toolsets']}; distinct queries: {stats['distinct_queries']}.
+
+## Settings
+{settings}
+"""

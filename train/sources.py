@@ -1,0 +1,92 @@
+"""Read the vendored corpora into tools and single-tool queries."""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import io
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from gentool_router.tools import Tool, ToolValidationError
+
+__all__ = ["SourceQuery", "DATA_DIR", "load_sources"]
+
+DATA_DIR = Path(__file__).resolve().parent / "data"
+
+
+@dataclass(frozen=True)
+class SourceQuery:
+    """A query whose answer is exactly one tool; ``arguments`` are the gold call's arguments when known."""
+
+    query_id: str
+    query: str
+    tool: str
+    source: str
+    arguments: tuple[str, ...] = ()
+
+
+def _lines(path: Path) -> list[str]:
+    with gzip.open(path, "rt", encoding="utf-8") as handle:
+        return [line for line in handle if line.strip()]
+
+
+def _metatool_name(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_\-]", "_", name)
+
+
+def load_sources(data_dir: Path = DATA_DIR) -> tuple[dict[str, Tool], list[SourceQuery]]:
+    """All tools (Seal-Tools, MetaTool) by name, and the single-tool queries, in a fixed order.
+
+    Seal-Tools: every tool; queries are the single-call (``easy``) ones of dev and both test files.
+    MetaTool: its 199 tools (names made valid: ``PDF&URLTool`` → ``PDF_URLTool``, no parameters), and its
+    ``Query,Tool`` rows; a query text that names two different tools is dropped as ambiguous.
+    """
+    tools: dict[str, Tool] = {}
+    for line in _lines(data_dir / "seal-tools" / "tool.jsonl.gz"):
+        record = json.loads(line)
+        try:
+            tool = Tool.from_dict(record)
+        except ToolValidationError:
+            # two names with spaces or dots; fix them rather than drop them
+            tool = Tool.from_dict({**record, "api_name": re.sub(r"[^A-Za-z0-9_\-]", "_", record["api_name"])})
+        tools[tool.name] = tool
+    seal_names = {re.sub(r"[^A-Za-z0-9_\-]", "_", n): n for n in tools}
+    queries: list[SourceQuery] = []
+    for file in ("dev", "test_in_domain", "test_out_domain"):
+        for line in _lines(data_dir / "seal-tools" / f"{file}.jsonl.gz"):
+            record = json.loads(line)
+            calls = record.get("calling") or []
+            if "easy" not in record["id"] or len(calls) != 1:
+                continue
+            name = re.sub(r"[^A-Za-z0-9_\-]", "_", calls[0]["api"])
+            if name in seal_names:
+                queries.append(SourceQuery(f"seal:{record['id']}", record["query"].strip(), name, "seal-tools",
+                                           tuple(calls[0].get("parameters") or {})))
+    descriptions = json.loads(gzip.open(data_dir / "metatool" / "plugin_des.json.gz", "rt", encoding="utf-8").read())
+    for name in sorted(descriptions):
+        tool = Tool(_metatool_name(name), descriptions[name])
+        if tool.name in tools:
+            raise ValueError(f"MetaTool tool {tool.name} clashes with a Seal-Tools tool")
+        tools[tool.name] = tool
+    rows = list(csv.DictReader(io.StringIO(gzip.open(data_dir / "metatool" / "all_clean_data.csv.gz", "rt",
+                                                     encoding="utf-8").read())))
+    targets: dict[str, set[str]] = {}
+    for row in rows:
+        targets.setdefault(row["Query"].strip(), set()).add(row["Tool"])
+    seen: set[str] = set()
+    for number, row in enumerate(rows):
+        text = row["Query"].strip()
+        if len(targets[text]) != 1 or text in seen or not text:
+            continue
+        seen.add(text)
+        queries.append(SourceQuery(f"metatool:{number}", text, _metatool_name(row["Tool"]), "metatool"))
+    # a query text may also repeat across sources; keep its first occurrence only
+    unique, texts = [], set()
+    for q in queries:
+        if q.query.lower() not in texts:
+            texts.add(q.query.lower())
+            unique.append(q)
+    return tools, unique
