@@ -116,6 +116,75 @@ def demo_command(model_path: Path | None, adapter_path: Path | None, n_threads: 
         _print_route(router.route(query), as_json)
 
 
+@main.command("eval")
+@click.argument("cases", type=click.Path(path_type=Path))
+@click.option("--index", "index_dir", type=click.Path(path_type=Path),
+              help="Index folder for cases that carry no 'tools' of their own.")
+@click.option("--method", "methods", multiple=True, type=click.Choice(["gentool", "retrieval", "base"]),
+              help="Selection method; repeat to compare side by side (default: gentool).")
+@click.option("--model", "model_path", type=click.Path(dir_okay=False, path_type=Path),
+              help="GGUF for the gentool method (default: the packaged selector).")
+@click.option("--adapter", "adapter_path", type=click.Path(dir_okay=False, path_type=Path),
+              help="GGUF LoRA adapter for the gentool method.")
+@click.option("-k", "--k", "k", type=click.IntRange(min=1, max=26), default=5, show_default=True,
+              help="Candidates retrieved per case.")
+@click.option("--threads", "n_threads", type=click.IntRange(min=1), help="CPU threads for the selector.")
+@click.option("--limit", type=click.IntRange(min=1), help="Evaluate only the first N cases.")
+@click.option("--json", "json_out", type=click.Path(dir_okay=False, path_type=Path),
+              help="Write every figure and each case's prediction and ranking to this file.")
+@click.option("--plot", "plot_out", type=click.Path(dir_okay=False, path_type=Path),
+              help="Draw methods and scenarios side by side into this PNG (needs matplotlib).")
+@_friendly_errors
+def eval_command(cases: Path, index_dir: Path | None, methods: tuple[str, ...], model_path: Path | None,
+                 adapter_path: Path | None, k: int, n_threads: int | None, limit: int | None,
+                 json_out: Path | None, plot_out: Path | None) -> None:
+    """Measure tool selection on CASES (JSONL: id, query, tools?, expected, scenario?)."""
+    from tqdm.auto import tqdm
+
+    from .evaluation import evaluate, format_table, load_cases, make_selector, plot_summary, summarize
+    from .index import ToolIndex
+
+    loaded = load_cases(cases)[:limit]
+    index = ToolIndex.load(index_dir) if index_dir is not None else None
+    summaries, records = {}, {}
+    for method in methods or ("gentool",):
+        selector = make_selector(method, model_path, adapter_path, n_threads)
+        records[method] = evaluate(loaded, selector, k=k, index=index,
+                                   progress=lambda items: tqdm(items, desc=method, unit="case"))
+        summaries[method] = summarize(records[method])
+    click.echo(format_table(summaries))
+    for method, summary in summaries.items():
+        latency = ", ".join(f"{stage} p50 {v['p50_ms']:.1f} / p95 {v['p95_ms']:.1f} ms" for stage, v in summary["latency"].items())
+        click.echo(f"{method}: {latency}")
+    if json_out is not None:
+        json_out.write_text(json.dumps({"summaries": summaries, "cases": records}, indent=1) + "\n", encoding="utf-8")
+        click.echo(f"Wrote {json_out}")
+    if plot_out is not None:
+        plot_summary(summaries, plot_out)
+        click.echo(f"Wrote {plot_out}")
+
+
+@main.command("convert-cases")
+@click.argument("kind", type=click.Choice(["seal-tools", "metatool-reliability", "metatool-single"]))
+@click.option("--source", required=True, type=click.Path(exists=True, file_okay=False, path_type=Path),
+              help="The corpus folder (e.g. ../shared/data/seal-tools or ../shared/data/metatool).")
+@click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path), help="Case file to write.")
+@click.option("--seed", default=0, show_default=True, help="Seed for sampled catalogues.")
+@click.option("--limit", type=click.IntRange(min=1), help="At most N cases.")
+@_friendly_errors
+def convert_cases_command(kind: str, source: Path, out: Path, seed: int, limit: int | None) -> None:
+    """Convert a public corpus into a case file for `gentool-router eval`."""
+    from gentool_router_train.public_cases import convert
+
+    try:
+        count = convert(kind, source, out, seed=seed, limit=limit)
+    except (KeyError, IndexError, ValueError) as exc:
+        raise click.ClickException(f"{source} does not look like the {kind} corpus: {exc}") from exc
+    click.echo(f"Wrote {count} cases to {out}")
+    if kind == "seal-tools":
+        click.echo(f"Index its catalogue with: gentool-router index {out.with_suffix('.tools.jsonl')} --out INDEX")
+
+
 def _simulation_options(func: Callable[..., Any]) -> Callable[..., Any]:
     """One flag per field of SimulationConfig (its ``help`` metadata is the flag's help)."""
     from dataclasses import MISSING, fields

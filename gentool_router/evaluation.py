@@ -1,0 +1,229 @@
+"""Tool-selection evaluation over case files (DESIGN.md, contract 6), methods side by side.
+
+A case file is JSONL, one case a line: ``{"id", "query", "tools" (optional: the case's own catalogue),
+"expected" (a tool name, or null when no tool applies), "scenario" (optional)}``. A case's own tools form its
+catalogue (an index built per case, cached by content within a run); cases without tools are routed over the
+index given with ``--index``.
+
+Figures per method: tool-selection accuracy (``generate_response`` counted as a choice) overall and per
+scenario; on cases with ``expected: null``, abstention precision, recall and F1; accuracy on cases that have a
+tool; retrieval recall@k (is the expected tool among the candidates); latency p50/p95 per stage.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections import defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Iterable, Sequence
+
+from .embedder import Embedder, MiniLMEmbedder
+from .errors import CatalogError, GentoolError
+from .index import ToolIndex
+from .results import Route
+from .router import ToolRouter
+from .selector import LlamaSelector, RetrievalSelector, Selector
+from .tools import NO_TOOL, Tool, ToolValidationError
+
+__all__ = ["EvalCase", "load_cases", "evaluate", "METHODS", "summarize", "format_table", "plot_summary"]
+
+METHODS = ("gentool", "retrieval", "base")
+
+
+@dataclass(frozen=True)
+class EvalCase:
+    id: str
+    query: str
+    expected: str | None
+    tools: tuple[Tool, ...] | None = None
+    scenario: str | None = None
+
+
+def load_cases(path: str | os.PathLike[str]) -> list[EvalCase]:
+    """Read a case file; a malformed line is an error naming the file and line."""
+    path = Path(path)
+    if not path.is_file():
+        raise CatalogError(f"case file not found: {path}")
+    cases = []
+    with path.open("r", encoding="utf-8", errors="strict") as handle:
+        try:
+            lines = list(handle)
+        except UnicodeDecodeError as exc:
+            raise CatalogError(f"{path}: not UTF-8 text ({exc.reason})") from None
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        where = f"{path}:{number}"
+        try:
+            data = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise CatalogError(f"{where}: not valid JSON ({exc.msg})") from None
+        if not isinstance(data, dict):
+            raise CatalogError(f"{where}: a case must be a JSON object")
+        for key in ("id", "query"):
+            if not isinstance(data.get(key), str) or not data[key].strip():
+                raise CatalogError(f"{where}: '{key}' must be a non-empty string")
+        if "expected" not in data or not (data["expected"] is None or isinstance(data["expected"], str)):
+            raise CatalogError(f"{where}: 'expected' must be a tool name or null")
+        expected = None if data["expected"] in (None, NO_TOOL) else data["expected"]
+        tools = None
+        if data.get("tools") is not None:
+            if not isinstance(data["tools"], list) or not data["tools"]:
+                raise CatalogError(f"{where}: 'tools' must be a non-empty list of tools")
+            try:
+                tools = tuple(Tool.from_dict(t) for t in data["tools"])
+            except ToolValidationError as exc:
+                raise CatalogError(f"{where}: {exc}") from None
+            names = [t.name for t in tools]
+            if len(set(names)) != len(names):
+                raise CatalogError(f"{where}: duplicate tool names in 'tools'")
+            if expected is not None and expected not in names:
+                raise CatalogError(f"{where}: expected tool {expected!r} is not among the case's tools")
+        scenario = data.get("scenario")
+        if scenario is not None and not isinstance(scenario, str):
+            raise CatalogError(f"{where}: 'scenario' must be a string")
+        cases.append(EvalCase(data["id"], data["query"], expected, tools, scenario))
+    if not cases:
+        raise CatalogError(f"{path}: no cases")
+    return cases
+
+
+def make_selector(method: str, model_path: str | None = None, adapter_path: str | None = None,
+                  n_threads: int | None = None) -> Selector:
+    """The selector of a method: ``gentool`` (default model, or --model/--adapter), ``retrieval``, ``base``."""
+    if method == "retrieval":
+        return RetrievalSelector()
+    if method == "base":
+        return LlamaSelector(n_threads=n_threads)
+    if method == "gentool":
+        return LlamaSelector(model_path, adapter_path=adapter_path, n_threads=n_threads)
+    raise ValueError(f"unknown method {method!r}: choose from {', '.join(METHODS)}")
+
+
+def evaluate(
+    cases: Sequence[EvalCase],
+    selector: Selector,
+    *,
+    k: int = 5,
+    index: ToolIndex | None = None,
+    embedder: Embedder | None = None,
+    progress: Callable[[Iterable[Any]], Iterable[Any]] = lambda items: items,
+) -> list[dict[str, Any]]:
+    """Route every case and return one record per case (prediction, ranking, candidates, timings)."""
+    embedder = embedder or (index.embedder if index is not None else MiniLMEmbedder())
+    cache: dict[str, ToolIndex] = {}
+    records = []
+    for case in progress(cases):
+        if case.tools is not None:
+            key = hashlib.sha256(json.dumps([t.to_dict() for t in case.tools]).encode()).hexdigest()
+            if key not in cache:
+                cache[key] = ToolIndex.build(case.tools, embedder, show_progress=False)
+            case_index = cache[key]
+        elif index is not None:
+            case_index = index
+        else:
+            raise CatalogError(f"case {case.id!r} has no 'tools': give an index (--index DIR)")
+        router = ToolRouter(case_index, selector, k=k, on_selector_error="raise")
+        try:
+            route = router.route(case.query)
+        except GentoolError as exc:
+            raise GentoolError(f"case {case.id!r}: {exc}") from exc
+        records.append(_record(case, route))
+    return records
+
+
+def _record(case: EvalCase, route: Route) -> dict[str, Any]:
+    predicted = route.tool.name if route.tool is not None else None
+    return {
+        "id": case.id,
+        "scenario": case.scenario,
+        "expected": case.expected,
+        "predicted": predicted,
+        "correct": predicted == case.expected,
+        "in_candidates": case.expected is None or any(c.name == case.expected for c in route.candidates),
+        "ranking": [[c.name, round(c.score, 6)] for c in route.ranking],
+        "candidates": [c.name for c in route.candidates],
+        "timings": {"embed": route.timings.embed, "search": route.timings.search, "select": route.timings.select},
+    }
+
+
+def _percentile(values: list[float], q: float) -> float:
+    values = sorted(values)
+    return values[min(len(values) - 1, int(round(q / 100 * (len(values) - 1))))] if values else float("nan")
+
+
+def summarize(records: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """Every figure of one method's run."""
+    n = len(records)
+    with_tool = [r for r in records if r["expected"] is not None]
+    none_expected = [r for r in records if r["expected"] is None]
+    none_predicted = [r for r in records if r["predicted"] is None]
+    true_none = sum(1 for r in none_expected if r["predicted"] is None)
+    precision = true_none / len(none_predicted) if none_predicted else None
+    recall = true_none / len(none_expected) if none_expected else None
+    f1 = (2 * precision * recall / (precision + recall)) if precision and recall else (0.0 if none_expected else None)
+    by_scenario: dict[str, list[bool]] = defaultdict(list)
+    for r in records:
+        if r["scenario"]:
+            by_scenario[r["scenario"]].append(r["correct"])
+    latency = {
+        stage: {"p50_ms": _percentile([r["timings"][stage] * 1000 for r in records], 50),
+                "p95_ms": _percentile([r["timings"][stage] * 1000 for r in records], 95)}
+        for stage in ("embed", "search", "select")
+    }
+    return {
+        "cases": n,
+        "accuracy": sum(r["correct"] for r in records) / n if n else None,
+        "accuracy_by_scenario": {s: sum(v) / len(v) for s, v in sorted(by_scenario.items())},
+        "accuracy_with_tool": sum(r["correct"] for r in with_tool) / len(with_tool) if with_tool else None,
+        "abstention": {"cases": len(none_expected), "precision": precision, "recall": recall, "f1": f1},
+        "recall_at_k": sum(r["in_candidates"] for r in with_tool) / len(with_tool) if with_tool else None,
+        "latency": latency,
+    }
+
+
+def _pct(value: float | None) -> str:
+    return "-" if value is None else f"{value * 100:.1f}"
+
+
+def format_table(summaries: dict[str, dict[str, Any]]) -> str:
+    """A Markdown table: one row per method."""
+    scenarios = sorted({s for summary in summaries.values() for s in summary["accuracy_by_scenario"]})
+    head = ["method", "cases", "accuracy", *scenarios, "acc. with tool", "abstain P", "abstain R", "abstain F1",
+            "recall@k", "select p50 ms", "select p95 ms"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for method, s in summaries.items():
+        row = [method, str(s["cases"]), _pct(s["accuracy"]), *(_pct(s["accuracy_by_scenario"].get(x)) for x in scenarios),
+               _pct(s["accuracy_with_tool"]), _pct(s["abstention"]["precision"]), _pct(s["abstention"]["recall"]),
+               _pct(s["abstention"]["f1"]), _pct(s["recall_at_k"]), f"{s['latency']['select']['p50_ms']:.0f}",
+               f"{s['latency']['select']['p95_ms']:.0f}"]
+        lines.append("| " + " | ".join(row) + " |")
+    return "\n".join(lines)
+
+
+def plot_summary(summaries: dict[str, dict[str, Any]], out: str | os.PathLike[str]) -> None:
+    """Bar chart of accuracy per scenario (and overall), one bar per method."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError as exc:
+        raise GentoolError("--plot needs matplotlib: pip install 'gentool-router[eval]'") from exc
+    groups = ["overall", *sorted({s for x in summaries.values() for s in x["accuracy_by_scenario"]})]
+    width = 0.8 / max(1, len(summaries))
+    fig, ax = plt.subplots(figsize=(max(6, 1.6 * len(groups)), 4))
+    for i, (method, s) in enumerate(summaries.items()):
+        values = [s["accuracy"] or 0.0, *(s["accuracy_by_scenario"].get(g, 0.0) for g in groups[1:])]
+        ax.bar([x + i * width for x in range(len(groups))], [v * 100 for v in values], width, label=method)
+    ax.set_xticks([x + width * (len(summaries) - 1) / 2 for x in range(len(groups))])
+    ax.set_xticklabels([g.replace("_", " ") for g in groups], rotation=15, ha="right", fontsize=8)
+    ax.set_ylabel("tool-selection accuracy (%)")
+    ax.set_ylim(0, 100)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(out, dpi=120)
+    plt.close(fig)
