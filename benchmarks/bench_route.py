@@ -22,12 +22,8 @@ from pathlib import Path
 
 from gentool_router import LlamaSelector, Tool, ToolIndex, ToolRouter, render_tool
 from gentool_router.embedder import MiniLMEmbedder
+from gentool_router.evaluation import percentile
 from gentool_router.prompt import build_prompt, encode_parts
-
-
-def percentile(values: list[float], q: float) -> float:
-    values = sorted(values)
-    return values[min(len(values) - 1, int(round(q / 100 * (len(values) - 1))))]
 
 
 def load_tools(seal: Path) -> list[Tool]:

@@ -28,7 +28,7 @@ from .router import ToolRouter
 from .selector import LlamaSelector, RetrievalSelector, Selector
 from .tools import NO_TOOL, Tool, ToolValidationError
 
-__all__ = ["EvalCase", "load_cases", "evaluate", "METHODS", "summarize", "format_table", "plot_summary"]
+__all__ = ["EvalCase", "load_cases", "evaluate", "METHODS", "summarize", "format_table", "plot_summary", "percentile"]
 
 METHODS = ("gentool", "retrieval", "base")
 
@@ -150,7 +150,7 @@ def _record(case: EvalCase, route: Route) -> dict[str, Any]:
     }
 
 
-def _percentile(values: list[float], q: float) -> float:
+def percentile(values: list[float], q: float) -> float:
     values = sorted(values)
     return values[min(len(values) - 1, int(round(q / 100 * (len(values) - 1))))] if values else float("nan")
 
@@ -170,8 +170,8 @@ def summarize(records: Sequence[dict[str, Any]]) -> dict[str, Any]:
         if r["scenario"]:
             by_scenario[r["scenario"]].append(r["correct"])
     latency = {
-        stage: {"p50_ms": _percentile([r["timings"][stage] * 1000 for r in records], 50),
-                "p95_ms": _percentile([r["timings"][stage] * 1000 for r in records], 95)}
+        stage: {"p50_ms": percentile([r["timings"][stage] * 1000 for r in records], 50),
+                "p95_ms": percentile([r["timings"][stage] * 1000 for r in records], 95)}
         for stage in ("embed", "search", "select")
     }
     return {

@@ -15,7 +15,7 @@ from typing import Any, Callable, Mapping
 
 from .errors import ToolValidationError
 
-__all__ = ["Tool", "NO_TOOL", "tool_from_any", "TOOL_NAME_PATTERN"]
+__all__ = ["Tool", "NO_TOOL", "tool_from_any", "TOOL_NAME_PATTERN", "valid_tool_name"]
 
 #: The pseudo-tool the selector picks when no candidate applies ("answer directly", the paper's name).
 NO_TOOL = "generate_response"
@@ -25,6 +25,12 @@ TOOL_NAME_PATTERN = re.compile(r"^[A-Za-z0-9_\-]{1,64}$")
 
 _MAX_DESCRIPTION_CHARS = 10_000
 _VERSION_KEYS = ("family", "version", "supersedes", "deprecated")
+
+
+def valid_tool_name(name: str) -> str:
+    """``name`` with every character a tool name may not hold replaced by ``_`` (for importing corpora whose
+    names have spaces, dots or ``&``)."""
+    return re.sub(r"[^A-Za-z0-9_\-]", "_", name)[:64]
 
 
 def _clean_text(value: str) -> str:

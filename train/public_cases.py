@@ -17,13 +17,12 @@ import re
 from pathlib import Path
 from typing import Any, Iterator
 
-from gentool_router.tools import Tool, ToolValidationError
+from gentool_router.tools import Tool, ToolValidationError, valid_tool_name
 
 __all__ = ["convert", "CONVERTERS"]
 
 
-def _valid(name: str) -> str:
-    return re.sub(r"[^A-Za-z0-9_\-]", "_", name)
+_valid = valid_tool_name
 
 
 def _seal_tools(source: Path, out: Path, seed: int, limit: int | None) -> Iterator[dict[str, Any]]:

@@ -6,11 +6,10 @@ import csv
 import gzip
 import io
 import json
-import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from gentool_router.tools import Tool, ToolValidationError
+from gentool_router.tools import Tool, ToolValidationError, valid_tool_name
 
 __all__ = ["SourceQuery", "DATA_DIR", "load_sources"]
 
@@ -34,7 +33,7 @@ def _lines(path: Path) -> list[str]:
 
 
 def _metatool_name(name: str) -> str:
-    return re.sub(r"[^A-Za-z0-9_\-]", "_", name)
+    return valid_tool_name(name)
 
 
 def load_sources(data_dir: Path = DATA_DIR) -> tuple[dict[str, Tool], list[SourceQuery]]:
@@ -51,9 +50,9 @@ def load_sources(data_dir: Path = DATA_DIR) -> tuple[dict[str, Tool], list[Sourc
             tool = Tool.from_dict(record)
         except ToolValidationError:
             # two names with spaces or dots; fix them rather than drop them
-            tool = Tool.from_dict({**record, "api_name": re.sub(r"[^A-Za-z0-9_\-]", "_", record["api_name"])})
+            tool = Tool.from_dict({**record, "api_name": valid_tool_name(record["api_name"])})
         tools[tool.name] = tool
-    seal_names = {re.sub(r"[^A-Za-z0-9_\-]", "_", n): n for n in tools}
+    seal_names = {valid_tool_name(n): n for n in tools}
     queries: list[SourceQuery] = []
     for file in ("dev", "test_in_domain", "test_out_domain"):
         for line in _lines(data_dir / "seal-tools" / f"{file}.jsonl.gz"):
@@ -61,7 +60,7 @@ def load_sources(data_dir: Path = DATA_DIR) -> tuple[dict[str, Tool], list[Sourc
             calls = record.get("calling") or []
             if "easy" not in record["id"] or len(calls) != 1:
                 continue
-            name = re.sub(r"[^A-Za-z0-9_\-]", "_", calls[0]["api"])
+            name = valid_tool_name(calls[0]["api"])
             if name in seal_names:
                 queries.append(SourceQuery(f"seal:{record['id']}", record["query"].strip(), name, "seal-tools",
                                            tuple(calls[0].get("parameters") or {})))
