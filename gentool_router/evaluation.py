@@ -1,7 +1,8 @@
 """Tool-selection evaluation over case files (DESIGN.md, contract 6), methods side by side.
 
 A case file is JSONL, one case a line: ``{"id", "query", "tools" (optional: the case's own catalogue),
-"expected" (a tool name, or null when no tool applies), "scenario" (optional)}``. A case's own tools form its
+"expected" (a tool name, or null when no tool applies), "scenario" (optional)}``; an optional ``case_type``
+(as in the generated data) gets its own accuracy column. A case's own tools form its
 catalogue (an index built per case, cached by content within a run); cases without tools are routed over the
 index given with ``--index``.
 
@@ -40,6 +41,7 @@ class EvalCase:
     expected: str | None
     tools: tuple[Tool, ...] | None = None
     scenario: str | None = None
+    case_type: str | None = None
 
 
 def load_cases(path: str | os.PathLike[str]) -> list[EvalCase]:
@@ -85,7 +87,8 @@ def load_cases(path: str | os.PathLike[str]) -> list[EvalCase]:
         scenario = data.get("scenario")
         if scenario is not None and not isinstance(scenario, str):
             raise CatalogError(f"{where}: 'scenario' must be a string")
-        cases.append(EvalCase(data["id"], data["query"], expected, tools, scenario))
+        case_type = data.get("case_type") if isinstance(data.get("case_type"), str) else None
+        cases.append(EvalCase(data["id"], data["query"], expected, tools, scenario, case_type))
     if not cases:
         raise CatalogError(f"{path}: no cases")
     return cases
@@ -140,6 +143,7 @@ def _record(case: EvalCase, route: Route) -> dict[str, Any]:
     return {
         "id": case.id,
         "scenario": case.scenario,
+        "case_type": case.case_type,
         "expected": case.expected,
         "predicted": predicted,
         "correct": predicted == case.expected,
@@ -166,9 +170,12 @@ def summarize(records: Sequence[dict[str, Any]]) -> dict[str, Any]:
     recall = true_none / len(none_expected) if none_expected else None
     f1 = (2 * precision * recall / (precision + recall)) if precision and recall else (0.0 if none_expected else None)
     by_scenario: dict[str, list[bool]] = defaultdict(list)
+    by_case_type: dict[str, list[bool]] = defaultdict(list)
     for r in records:
         if r["scenario"]:
             by_scenario[r["scenario"]].append(r["correct"])
+        if r.get("case_type"):
+            by_case_type[r["case_type"]].append(r["correct"])
     latency = {
         stage: {"p50_ms": percentile([r["timings"][stage] * 1000 for r in records], 50),
                 "p95_ms": percentile([r["timings"][stage] * 1000 for r in records], 95)}
@@ -178,6 +185,7 @@ def summarize(records: Sequence[dict[str, Any]]) -> dict[str, Any]:
         "cases": n,
         "accuracy": sum(r["correct"] for r in records) / n if n else None,
         "accuracy_by_scenario": {s: sum(v) / len(v) for s, v in sorted(by_scenario.items())},
+        "accuracy_by_case_type": {s: sum(v) / len(v) for s, v in sorted(by_case_type.items())},
         "accuracy_with_tool": sum(r["correct"] for r in with_tool) / len(with_tool) if with_tool else None,
         "abstention": {"cases": len(none_expected), "precision": precision, "recall": recall, "f1": f1},
         "recall_at_k": sum(r["in_candidates"] for r in with_tool) / len(with_tool) if with_tool else None,
@@ -192,11 +200,13 @@ def _pct(value: float | None) -> str:
 def format_table(summaries: dict[str, dict[str, Any]]) -> str:
     """A Markdown table: one row per method."""
     scenarios = sorted({s for summary in summaries.values() for s in summary["accuracy_by_scenario"]})
-    head = ["method", "cases", "accuracy", *scenarios, "acc. with tool", "abstain P", "abstain R", "abstain F1",
+    case_types = sorted({s for summary in summaries.values() for s in summary.get("accuracy_by_case_type", {})})
+    head = ["method", "cases", "accuracy", *scenarios, *case_types, "acc. with tool", "abstain P", "abstain R", "abstain F1",
             "recall@k", "select p50 ms", "select p95 ms"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for method, s in summaries.items():
         row = [method, str(s["cases"]), _pct(s["accuracy"]), *(_pct(s["accuracy_by_scenario"].get(x)) for x in scenarios),
+               *(_pct(s.get("accuracy_by_case_type", {}).get(x)) for x in case_types),
                _pct(s["accuracy_with_tool"]), _pct(s["abstention"]["precision"]), _pct(s["abstention"]["recall"]),
                _pct(s["abstention"]["f1"]), _pct(s["recall_at_k"]), f"{s['latency']['select']['p50_ms']:.0f}",
                f"{s['latency']['select']['p95_ms']:.0f}"]

@@ -15,7 +15,7 @@ from conftest import SMALL_TOOLS
 
 CASES = [
     {"id": "a", "query": "Will it rain in Oslo tomorrow?", "tools": [t.to_dict() for t in SMALL_TOOLS[:5]],
-     "expected": "get_weather_forecast", "scenario": "s1"},
+     "expected": "get_weather_forecast", "scenario": "s1", "case_type": "plain"},
     {"id": "b", "query": "Email Bob the minutes", "tools": [t.to_dict() for t in SMALL_TOOLS[:5]],
      "expected": "send_email", "scenario": "s2"},
     {"id": "c", "query": "Write me a limerick", "tools": [t.to_dict() for t in SMALL_TOOLS[1:6]],
@@ -49,6 +49,7 @@ def test_every_method_through_the_real_pipeline(tmp_path, case_file, small_tools
     assert retrieval["accuracy"] == 0.75 and retrieval["abstention"]["recall"] == 0.0
     assert retrieval["recall_at_k"] == 1.0
     assert set(retrieval["accuracy_by_scenario"]) == {"s1", "s2"}
+    assert retrieval["accuracy_by_case_type"] == {"plain": 1.0}
     assert [r["id"] for r in report["cases"]["base"]] == ["a", "b", "c", "d"]
     assert all(r["ranking"] for r in report["cases"]["base"])
     assert (tmp_path / "plot.png").read_bytes()[:4] == b"\x89PNG"
