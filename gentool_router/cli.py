@@ -104,7 +104,7 @@ def route_command(queries: Sequence[str], index_dir: Path, model_path: Path | No
 def demo_command(model_path: Path | None, adapter_path: Path | None, n_threads: int | None,
                  n_gpu_layers: int | None, k: int | None, as_json: bool) -> None:
     """Route the bundled example queries over the bundled example catalogue."""
-    from .examples import example_queries, example_tools
+    from .examples import example_cases, example_tools
     from .router import ToolRouter
 
     tools = example_tools()
@@ -112,8 +112,10 @@ def demo_command(model_path: Path | None, adapter_path: Path | None, n_threads: 
         click.echo(f"Building an index of {len(tools)} example tools...")
     router = ToolRouter.from_tools(tools, model_path=model_path, adapter_path=adapter_path, n_threads=n_threads,
                                    n_gpu_layers=n_gpu_layers or 0, k=k or 5, show_progress=False)
-    for query in example_queries():
-        _print_route(router.route(query), as_json)
+    for case in example_cases():
+        _print_route(router.route(case["query"]), as_json)
+        if not as_json:
+            click.echo(f"     expected: {case['expected'] or 'generate_response'}")
 
 
 @main.command("eval")

@@ -71,7 +71,7 @@ class Route:
     """The router's decision for one query.
 
     Attributes:
-        query: The query as routed.
+        query: The query as routed: control characters dropped, whitespace collapsed, cut at 20,000 characters.
         tool: The chosen tool, or None when no tool applies (the selector chose ``generate_response``).
         ranking: The selector's ranking of the candidates and ``generate_response``, best first.
         candidates: The retrieved candidates, in retrieval order.
