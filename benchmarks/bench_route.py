@@ -20,7 +20,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from gentool_router import LlamaSelector, Tool, ToolIndex, ToolRouter, render_tool
+from gentool_router import LlamaSelector, Tool, ToolIndex, ToolRouter, ToolValidationError, render_tool
 from gentool_router.embedder import MiniLMEmbedder
 from gentool_router.evaluation import percentile
 from gentool_router.prompt import build_prompt, encode_parts
@@ -31,7 +31,7 @@ def load_tools(seal: Path) -> list[Tool]:
     for line in (seal / "tool.jsonl").open():
         try:
             tools.append(Tool.from_dict(json.loads(line)))
-        except Exception:
+        except ToolValidationError:
             pass  # two Seal-Tools names have spaces or dots
     return tools
 

@@ -22,21 +22,18 @@ from gentool_router.tools import Tool, ToolValidationError, valid_tool_name
 __all__ = ["convert", "CONVERTERS"]
 
 
-_valid = valid_tool_name
-
-
 def _seal_tools(source: Path, out: Path, seed: int, limit: int | None) -> Iterator[dict[str, Any]]:
     tools_out = out.with_suffix(".tools.jsonl")
     with (source / "tool.jsonl").open() as src, tools_out.open("w", encoding="utf-8") as dst:
         for line in src:
             record = json.loads(line)
-            record["api_name"] = _valid(record["api_name"])
+            record["api_name"] = valid_tool_name(record["api_name"])
             dst.write(json.dumps(Tool.from_dict(record).to_dict(), ensure_ascii=False) + "\n")
     for file, scenario in (("test_in_domain.jsonl", "in_domain"), ("test_out_domain.jsonl", "out_domain")):
         for line in (source / file).open():
             record = json.loads(line)
             if "easy" in record["id"] and len(record["calling"]) == 1:
-                yield {"id": record["id"], "query": record["query"], "expected": _valid(record["calling"][0]["api"]),
+                yield {"id": record["id"], "query": record["query"], "expected": valid_tool_name(record["calling"][0]["api"]),
                        "scenario": scenario}
 
 
@@ -46,7 +43,7 @@ def _parse_tool_lines(prompt: str) -> list[dict[str, str]]:
         description = match.group(2).strip()
         if description.startswith("['") and description.endswith("']"):
             description = description[2:-2]
-        tools.append({"name": _valid(match.group(1).strip()), "description": description or match.group(1)})
+        tools.append({"name": valid_tool_name(match.group(1).strip()), "description": description or match.group(1)})
     return tools
 
 
@@ -65,13 +62,13 @@ def _metatool_reliability(source: Path, out: Path, seed: int, limit: int | None)
 
 
 def _metatool_single(source: Path, out: Path, seed: int, limit: int | None) -> Iterator[dict[str, Any]]:
-    descriptions = {_valid(k): v for k, v in json.loads((source / "plugin_des.json").read_text()).items()}
+    descriptions = {valid_tool_name(k): v for k, v in json.loads((source / "plugin_des.json").read_text()).items()}
     names = sorted(descriptions)
     rng = random.Random(seed)
     rows = list(csv.DictReader((source / "all_clean_data.csv").open(encoding="utf-8")))
     rng.shuffle(rows)
     for number, row in enumerate(rows[: limit or len(rows)]):
-        target = _valid(row["Tool"])
+        target = valid_tool_name(row["Tool"])
         others = rng.sample([n for n in names if n != target], 9)
         tools = [{"name": n, "description": descriptions[n]} for n in sorted([target, *others])]
         yield {"id": f"metatool-single-{number}", "query": row["Query"], "tools": tools, "expected": target,

@@ -52,7 +52,6 @@ def load_sources(data_dir: Path = DATA_DIR) -> tuple[dict[str, Tool], list[Sourc
             # two names with spaces or dots; fix them rather than drop them
             tool = Tool.from_dict({**record, "api_name": valid_tool_name(record["api_name"])})
         tools[tool.name] = tool
-    seal_names = {valid_tool_name(n): n for n in tools}
     queries: list[SourceQuery] = []
     for file in ("dev", "test_in_domain", "test_out_domain"):
         for line in _lines(data_dir / "seal-tools" / f"{file}.jsonl.gz"):
@@ -61,7 +60,7 @@ def load_sources(data_dir: Path = DATA_DIR) -> tuple[dict[str, Tool], list[Sourc
             if "easy" not in record["id"] or len(calls) != 1:
                 continue
             name = valid_tool_name(calls[0]["api"])
-            if name in seal_names:
+            if name in tools:  # only Seal-Tools tools are loaded at this point
                 queries.append(SourceQuery(f"seal:{record['id']}", record["query"].strip(), name, "seal-tools",
                                            tuple(calls[0].get("parameters") or {})))
     descriptions = json.loads(gzip.open(data_dir / "metatool" / "plugin_des.json.gz", "rt", encoding="utf-8").read())
