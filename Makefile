@@ -23,7 +23,7 @@ $(STAMP): pyproject.toml scripts/install-llama-cpp.sh
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet "torch==2.13.0"
 	bash scripts/install-llama-cpp.sh $(VENV)
-	$(PY) -m pip install --quiet -e ".[dev]"
+	$(PY) -m pip install --quiet -e ".[dev,train]"
 	touch $(STAMP)
 
 bench: $(STAMP)

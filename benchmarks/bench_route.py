@@ -79,7 +79,8 @@ def main() -> None:
             route = router.route(query)
             prompt = build_prompt(route.query, [c.name for c in route.candidates],
                                   [index.tool_text(c.name) for c in route.candidates])
-            bare = selector.evaluate_tokens(encode_parts(prompt.parts, selector.tokenize))
+            bare = selector.evaluate_tokens(encode_parts(prompt.query, selector.tokenize),
+                                            [encode_parts(parts, selector.tokenize) for parts in prompt.candidates])
             rows.append((route.timings, route.prompt_tokens, bare))
         for stage in ("embed", "search", "select", "total"):
             values = [getattr(t, stage) * 1000 for t, _, _ in rows]

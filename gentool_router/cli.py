@@ -215,6 +215,52 @@ def generate_data_command(out: Path, **settings: Any) -> None:
     click.echo(f"Written to {out}")
 
 
+@main.command("train")
+@click.option("--data", "data_dir", required=True, type=click.Path(exists=True, file_okay=False, path_type=Path),
+              help="Folder from generate-data (train.jsonl, dev.jsonl).")
+@click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path),
+              help="Run folder: adapter/, training.json, train_log.jsonl; a checkpoint/ while running.")
+@click.option("--stages", type=click.Choice(["two-stage", "selection-only"]), default="two-stage", show_default=True,
+              help="GenTool's ranking then selection, or stage 2 (selection) alone.")
+@click.option("--ranking-examples", type=click.IntRange(min=1), default=5000, show_default=True,
+              help="Records trained on in stage 1 (ranking).")
+@click.option("--selection-examples", type=click.IntRange(min=1), default=5000, show_default=True,
+              help="Records trained on in stage 2 (selection), none of stage 1's.")
+@click.option("--batch-size", type=click.IntRange(min=1), default=4, show_default=True)
+@click.option("--learning-rate", type=click.FloatRange(min=0, min_open=True), default=3e-4, show_default=True)
+@click.option("--lora-r", type=click.IntRange(min=1), default=16, show_default=True)
+@click.option("--lora-alpha", type=click.IntRange(min=1), default=32, show_default=True)
+@click.option("--lora-first-layer", type=click.IntRange(min=0), default=15, show_default=True,
+              help="LoRA on this layer and above only (backward stops there); 0 for all layers.")
+@click.option("--dev-examples", type=click.IntRange(min=1), default=120, show_default=True,
+              help="Dev records for the periodic accuracy check (each stage ends with all of them).")
+@click.option("--eval-every", type=click.IntRange(min=0), default=250, show_default=True,
+              help="Steps between dev checks (0: only at the end of each stage).")
+@click.option("--checkpoint-every", type=click.IntRange(min=1), default=50, show_default=True)
+@click.option("--seed", default=0, show_default=True)
+@click.option("--threads", type=click.IntRange(min=1), help="CPU threads (default: the cores available).")
+@click.option("--base", "base_gguf", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="Base model GGUF (default: the packaged SmolLM2-135M-Instruct).")
+@click.option("--no-export", is_flag=True, help="Skip writing the GGUF LoRA adapter at the end.")
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+@_friendly_errors
+def train_command(data_dir: Path, out: Path, stages: str, no_export: bool, quiet: bool, **settings: Any) -> None:
+    """Fine-tune the GenTool selector (LoRA): stage 1 ranking, then stage 2 selection. Resumes if interrupted."""
+    try:
+        from gentool_router_train.trainer import TrainConfig, train
+    except ImportError as exc:
+        raise click.ClickException(f"training needs the 'train' extra: pip install 'gentool-router[train]' ({exc})")
+    config = TrainConfig(data_dir=data_dir, stages=("selection",) if stages == "selection-only" else
+                         ("ranking", "selection"), **settings)
+    summary = train(config, out, show_progress=not quiet, log=click.echo)
+    click.echo(f"Adapter written to {out / 'adapter'} ({summary['train_seconds']:.0f} s of training)")
+    if not no_export:
+        from gentool_router_quantize.lora import export_lora_gguf
+
+        gguf = export_lora_gguf(out / "adapter", out / "gentool-lora.gguf", base_gguf=settings["base_gguf"])
+        click.echo(f"GGUF LoRA adapter: {gguf}  (route with --adapter {gguf})")
+
+
 def _print_route(route: Any, as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps(route.to_dict(), ensure_ascii=False))

@@ -100,8 +100,10 @@ def make_selector(method: str, model_path: str | None = None, adapter_path: str 
     if method == "retrieval":
         return RetrievalSelector()
     if method == "base":
-        return LlamaSelector(n_threads=n_threads)
+        return LlamaSelector(adapter_path=None, n_threads=n_threads)
     if method == "gentool":
+        if adapter_path is None:
+            return LlamaSelector(model_path, n_threads=n_threads)  # the packaged GenTool adapter by default
         return LlamaSelector(model_path, adapter_path=adapter_path, n_threads=n_threads)
     raise ValueError(f"unknown method {method!r}: choose from {', '.join(METHODS)}")
 

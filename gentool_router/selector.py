@@ -1,10 +1,10 @@
 """Selectors: pick the strongest applicable candidate, or ``generate_response``.
 
 :class:`LlamaSelector` runs the GenTool selector (any GGUF, optionally with a GGUF LoRA adapter) in
-llama.cpp. It evaluates the prompt of :mod:`gentool_router.prompt` once and reads the next-token logits of
-the candidate labels and of the no-tool label in that single forward pass: the softmax over those labels is
-the full ranking, and the answer can only ever be one of them. The static prompt prefix is evaluated once and
-kept in llama.cpp's KV cache; each query evaluates only its own candidates and text.
+llama.cpp. Following :mod:`gentool_router.prompt`, it evaluates the query once after the cached static prefix,
+then scores each candidate from the query's KV cache: the ``yes``/``no`` logit difference at the end of the
+candidate's text. Those scores and the fixed no-tool score give the full ranking; the answer can only ever be a
+candidate or ``generate_response``.
 
 :class:`RetrievalSelector` keeps the retrieval order (embedding top-1, never abstains): the baseline.
 """
@@ -19,12 +19,15 @@ from pathlib import Path
 from typing import Any, Protocol, Sequence
 
 from .errors import ModelLoadError, ModelNotFoundError, SelectorError
-from .models import base_selector_gguf
-from .prompt import MAX_CANDIDATES, NO_TOOL_LABEL, build_prompt, candidate_labels, encode_parts, prefix_parts
+from .models import base_selector_gguf, default_adapter
+from .prompt import ANSWER_NO, ANSWER_YES, MAX_CANDIDATES, build_prompt, choice_probabilities, encode_parts, prefix_parts
 from .results import Choice, Selection
 from .tools import NO_TOOL
 
-__all__ = ["Selector", "LlamaSelector", "RetrievalSelector", "default_threads"]
+__all__ = ["Selector", "LlamaSelector", "RetrievalSelector", "default_threads", "DEFAULT_ADAPTER"]
+
+#: ``adapter_path`` default: the packaged GenTool adapter when the model is the packaged base, else none.
+DEFAULT_ADAPTER = "default"
 
 
 class Selector(Protocol):
@@ -56,11 +59,12 @@ class LlamaSelector:
 
     Args:
         model_path: A GGUF file; defaults to the packaged SmolLM2-135M-Instruct.
-        adapter_path: Optional GGUF LoRA adapter applied over ``model_path``.
+        adapter_path: GGUF LoRA adapter applied over ``model_path``. By default the packaged GenTool adapter
+            when ``model_path`` is the packaged base (a merged export needs none); ``None`` for no adapter
+            (the un-tuned base model).
         n_threads: CPU threads; defaults to the cores available to this process.
         n_gpu_layers: Layers to offload to a GPU (needs a GPU build of llama-cpp-python).
-        n_ctx: Context size in tokens; large enough for :data:`~gentool_router.prompt.MAX_CANDIDATES`
-            candidates by default.
+        n_ctx: Context size in tokens (the prefix, a query and one candidate must fit).
 
     One instance is safe to share between threads: a lock serialises use of the llama.cpp context.
 
@@ -76,12 +80,14 @@ class LlamaSelector:
         self,
         model_path: str | os.PathLike[str] | None = None,
         *,
-        adapter_path: str | os.PathLike[str] | None = None,
+        adapter_path: str | os.PathLike[str] | None = DEFAULT_ADAPTER,
         n_threads: int | None = None,
         n_gpu_layers: int = 0,
         n_ctx: int = 4096,
         verbose: bool = False,
     ) -> None:
+        if isinstance(adapter_path, str) and adapter_path == DEFAULT_ADAPTER:
+            adapter_path = default_adapter() if model_path is None else None
         self.model_path = Path(model_path) if model_path is not None else base_selector_gguf()
         self.adapter_path = Path(adapter_path) if adapter_path is not None else None
         _check_gguf(self.model_path, "model")
@@ -92,7 +98,8 @@ class LlamaSelector:
         self._lock = threading.Lock()
         self._llm = _load_llama(self.model_path, self.adapter_path, self.n_threads, n_gpu_layers, n_ctx, verbose)
         self.n_ctx = self._llm.n_ctx()
-        self._label_ids = self._single_token_ids([*candidate_labels(MAX_CANDIDATES), NO_TOOL_LABEL])
+        answer_ids = self._single_token_ids([ANSWER_YES, ANSWER_NO])
+        self._yes_id, self._no_id = answer_ids[ANSWER_YES], answer_ids[ANSWER_NO]
         self._prefix_ids = self._encode_prefix()
         self._prefix_ready = False
 
@@ -102,16 +109,16 @@ class LlamaSelector:
         data = text.encode("utf-8", errors="replace")
         return self._llm.tokenize(data, add_bos=False, special=parse_special)
 
-    def _single_token_ids(self, labels: Sequence[str]) -> dict[str, int]:
+    def _single_token_ids(self, words: Sequence[str]) -> dict[str, int]:
         ids = {}
-        for label in labels:
-            tokens = self.tokenize(label, False)
+        for word in words:
+            tokens = self.tokenize(word, False)
             if len(tokens) != 1:
                 raise ModelLoadError(
-                    f"{self.model_path.name}: label {label!r} is {len(tokens)} tokens in this model's vocabulary; "
-                    "the selector needs one token per label"
+                    f"{self.model_path.name}: the answer {word!r} is {len(tokens)} tokens in this model's vocabulary; "
+                    "the selector needs one token per answer"
                 )
-            ids[label] = tokens[0]
+            ids[word] = tokens[0]
         return ids
 
     def _encode_prefix(self) -> list[int]:
@@ -122,68 +129,81 @@ class LlamaSelector:
 
     def prompt_token_count(self, query: str, texts: Sequence[str]) -> tuple[int, int]:
         """(uncached, cached) prompt tokens for a query over candidates with these texts."""
-        prompt = build_prompt(query, [f"t{i}" for i in range(len(texts))], list(texts))
-        return len(encode_parts(prompt.parts, self.tokenize)), len(self._prefix_ids)
+        query_ids, candidate_ids = self._encode(query, [f"t{i}" for i in range(len(texts))], texts)
+        return len(query_ids) + sum(len(c) for c in candidate_ids), len(self._prefix_ids)
+
+    def _encode(self, query: str, names: Sequence[str], texts: Sequence[str]) -> tuple[list[int], list[list[int]]]:
+        prompt = build_prompt(query, list(names), list(texts))
+        return (encode_parts(prompt.query, self.tokenize),
+                [encode_parts(parts, self.tokenize) for parts in prompt.candidates])
 
     # -------------------------------------------------------------- ranking
     def select(self, query: str, names: Sequence[str], texts: Sequence[str], scores: Sequence[float]) -> Selection:
-        """Rank ``names`` and ``generate_response`` for ``query`` in one forward pass."""
+        """Score each of ``names`` against ``query``; rank them and ``generate_response``."""
         if len(names) > MAX_CANDIDATES:
-            raise SelectorError(f"at most {MAX_CANDIDATES} candidates fit one selector prompt, got {len(names)}")
+            raise SelectorError(f"at most {MAX_CANDIDATES} candidates are scored per query, got {len(names)}")
         start = time.perf_counter()
-        prompt = build_prompt(query, list(names), list(texts))
-        suffix = encode_parts(prompt.parts, self.tokenize)
-        if len(self._prefix_ids) + len(suffix) > self.n_ctx:
+        query_ids, candidate_ids = self._encode(query, names, texts)
+        longest = len(self._prefix_ids) + len(query_ids) + max((len(c) for c in candidate_ids), default=0)
+        if longest > self.n_ctx:
             raise SelectorError(
-                f"the selector prompt needs {len(self._prefix_ids) + len(suffix)} tokens, "
-                f"more than the context of {self.n_ctx}: use fewer candidates or a larger n_ctx"
+                f"the selector prompt needs {longest} tokens, more than the context of {self.n_ctx}: "
+                "use a larger n_ctx or shorter tool texts"
             )
-        labels = [*prompt.labels, NO_TOOL_LABEL]
         with self._lock:
-            logits = self._eval_after_prefix(suffix, [self._label_ids[label] for label in labels])
-        probabilities = _softmax(logits)
-        mapping = prompt.label_to_tool()
-        ranking = tuple(
-            sorted((Choice(mapping[label], p) for label, p in zip(labels, probabilities)), key=lambda c: -c.score)
-        )
+            logit_gaps = self._score_candidates(query_ids, candidate_ids)
+        probabilities = choice_probabilities(logit_gaps)
+        ranking = tuple(sorted((Choice(name, p) for name, p in zip([*names, NO_TOOL], probabilities)),
+                               key=lambda c: -c.score))
         return Selection(
             ranking,
-            prompt_tokens=len(suffix),
+            prompt_tokens=len(query_ids) + sum(len(c) for c in candidate_ids),
             cached_tokens=len(self._prefix_ids),
             seconds=time.perf_counter() - start,
         )
 
-    def _eval_after_prefix(self, suffix: list[int], wanted: list[int]) -> list[float]:
+    def _ensure_prefix(self) -> None:
+        if not self._prefix_ready:
+            self._llm.reset()
+            self._llm.eval(self._prefix_ids)
+            self._prefix_ready = True
+
+    def _score_candidates(self, query_ids: list[int], candidate_ids: list[list[int]]) -> list[float]:
+        """logit(yes) - logit(no) after each candidate; the query is evaluated once and its KV reused."""
         import llama_cpp
 
         llm = self._llm
+        gaps = []
         try:
-            if not self._prefix_ready:
-                llm.reset()
-                llm.eval(self._prefix_ids)
-                self._prefix_ready = True
+            self._ensure_prefix()
             llm.n_tokens = len(self._prefix_ids)  # drop the previous query; eval() clears its KV entries
-            llm.eval(suffix)
-            row = llama_cpp.llama_get_logits_ith(llm._ctx.ctx, -1)
-            values = [float(row[i]) for i in wanted]
+            llm.eval(query_ids)
+            after_query = llm.n_tokens
+            for ids in candidate_ids:
+                llm.n_tokens = after_query  # drop the previous candidate
+                llm.eval(ids)
+                row = llama_cpp.llama_get_logits_ith(llm._ctx.ctx, -1)
+                gaps.append(float(row[self._yes_id]) - float(row[self._no_id]))
         except Exception as exc:
             self._prefix_ready = False
-            raise SelectorError(f"llama.cpp failed while ranking candidates: {exc}") from exc
-        if not all(math.isfinite(v) for v in values):
+            raise SelectorError(f"llama.cpp failed while scoring candidates: {exc}") from exc
+        if not all(math.isfinite(v) for v in gaps):
             raise SelectorError("the selector model produced non-finite logits")
-        return values
+        return gaps
 
-    def evaluate_tokens(self, tokens: Sequence[int]) -> float:
-        """Evaluate ``tokens`` after the cached prefix and return the seconds it took (for benchmarks: the
-        bare llama.cpp cost that :meth:`select` is compared against)."""
+    def evaluate_tokens(self, query_ids: Sequence[int], candidate_ids: Sequence[Sequence[int]]) -> float:
+        """Evaluate these tokens as :meth:`select` does and return the seconds it took (for benchmarks: the bare
+        llama.cpp cost that :meth:`select` is compared against)."""
         with self._lock:
-            if not self._prefix_ready:
-                self._llm.reset()
-                self._llm.eval(self._prefix_ids)
-                self._prefix_ready = True
-            self._llm.n_tokens = len(self._prefix_ids)
+            self._ensure_prefix()
+            llm = self._llm
             start = time.perf_counter()
-            self._llm.eval(list(tokens))
+            llm.n_tokens = len(self._prefix_ids)
+            llm.eval(list(query_ids))
+            after_query = llm.n_tokens
+            for ids in candidate_ids:
+                llm.n_tokens = after_query
+                llm.eval(list(ids))
             return time.perf_counter() - start
 
     def close(self) -> None:
@@ -192,13 +212,6 @@ class LlamaSelector:
             llm, self._llm = self._llm, None
             if llm is not None:
                 llm.close()
-
-
-def _softmax(values: Sequence[float]) -> list[float]:
-    top = max(values)
-    exps = [math.exp(v - top) for v in values]
-    total = sum(exps)
-    return [e / total for e in exps]
 
 
 def _check_gguf(path: Path, what: str) -> None:

@@ -49,7 +49,7 @@ def test_answer_cannot_leave_the_candidates(selector, small_tools):
 
 def test_template_tokens_in_user_text_are_plain_text(selector):
     prompt = build_prompt("hi <|im_end|>", ["t"], ["t(): x"])
-    ids = encode_parts(prompt.parts, selector.tokenize)
+    ids = encode_parts([*prompt.query, *prompt.candidates[0]], selector.tokenize)
     im_end = selector.tokenize("<|im_end|>", True)
     assert len(im_end) == 1
     # only the template's own end-of-turn token is special
@@ -62,8 +62,8 @@ def test_zero_candidates_still_answers_generate_response(selector):
 
 
 def test_too_many_candidates_is_a_clear_error(selector):
-    with pytest.raises(SelectorError, match="at most 26"):
-        selector.select("q", [f"t{i}" for i in range(27)], ["x"] * 27, [0] * 27)
+    with pytest.raises(SelectorError, match="at most 64"):
+        selector.select("q", [f"t{i}" for i in range(65)], ["x"] * 65, [0] * 65)
 
 
 def test_threads_share_one_selector_safely(selector, small_tools):

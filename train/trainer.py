@@ -1,0 +1,382 @@
+"""Two-stage GenTool fine-tuning of the selector: stage 1 ranking, stage 2 selection, one LoRA adapter.
+
+The recipe is designed for two CPU cores (about 3 hours for the shipped run), and every choice was measured
+(BENCHMARKS.md, "Training"):
+
+- **LoRA on the upper layers only** (:attr:`TrainConfig.lora_first_layer`): the lower layers have no trainable
+  weights, so back-propagation stops halfway down the model.
+- **Loss on the answer only, logits on the answer only**: the LM head (49k × 576) costs as much per token as
+  eight transformer layers; we compute it for the answer positions alone (``logits_to_keep``).
+- **No padding waste**: examples are grouped by length before batching; left padding keeps every answer at the
+  end of its row.
+- **Examples that teach most**: an equal share of each case type (:func:`sample_balanced`), so the rare hard
+  cases (no tool fits, weak next to strong) are not drowned by easy ones; stage 2 sees records stage 1 did not.
+
+Checkpoints (adapter, optimizer, position) are written atomically every ``checkpoint_every`` steps; running the
+same command again resumes from the last one. A JSON-lines log records losses and dev accuracy.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import random
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+from gentool_router import __version__ as runtime_version
+from gentool_router.errors import GentoolError
+from gentool_router.prompt import PROMPT_VERSION
+from gentool_router.selector import default_threads
+from gentool_router.tool_text import TOOL_TEXT_VERSION
+
+from .base_model import gguf_sha256, load_base
+from .encode import STAGES, Example, encode_record, hf_tokenize, load_records, sample_balanced
+
+__all__ = ["TrainConfig", "train", "label_accuracy", "LORA_TARGETS", "ADAPTER_DIR", "TRAINING_JSON"]
+
+LORA_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
+ADAPTER_DIR = "adapter"
+TRAINING_JSON = "training.json"
+_CHECKPOINT_DIR = "checkpoint"
+_LOG = "train_log.jsonl"
+
+
+@dataclass
+class TrainConfig:
+    """Everything that defines a training run (stored with the adapter; a resumed run must match it).
+
+    Attributes:
+        data_dir: Folder with ``train.jsonl`` and ``dev.jsonl`` from ``gentool-router generate-data``.
+        stages: ``("ranking", "selection")`` for GenTool's two stages; ``("selection",)`` for stage 2 only.
+        ranking_examples: Records trained on in stage 1 (each once).
+        selection_examples: Records trained on in stage 2 (each once, none of stage 1's).
+        batch_size: Examples per optimizer step.
+        learning_rate: Peak AdamW learning rate of each stage (linear warm-up, cosine decay to 10%).
+        warmup_steps: Warm-up steps of each stage.
+        lora_r / lora_alpha: LoRA rank and scale.
+        lora_first_layer: LoRA on this layer and above (SmolLM2-135M has 30); 0 trains every layer.
+        max_prompt_tokens: Longer examples are skipped (the runtime's prompts are far shorter).
+        dev_examples: Dev records used for the periodic accuracy check (the final check uses all).
+        eval_every: Steps between dev checks (0: only at the end of each stage).
+        checkpoint_every: Steps between checkpoints.
+        seed: Seed of sampling, order and LoRA initialisation.
+        threads: CPU threads (default: the cores available).
+        base_gguf: Base model GGUF (default: the packaged SmolLM2-135M-Instruct).
+    """
+
+    data_dir: Path
+    stages: tuple[str, ...] = ("ranking", "selection")
+    ranking_examples: int = 5000
+    selection_examples: int = 5000
+    batch_size: int = 4
+    learning_rate: float = 3e-4
+    warmup_steps: int = 20
+    lora_r: int = 16
+    lora_alpha: int = 32
+    lora_first_layer: int = 15
+    max_prompt_tokens: int = 400
+    dev_examples: int = 120
+    eval_every: int = 250
+    checkpoint_every: int = 50
+    seed: int = 0
+    threads: int | None = None
+    base_gguf: Path | None = None
+
+    def examples_for(self, stage: str) -> int:
+        return self.ranking_examples if stage == "ranking" else self.selection_examples
+
+    def to_json(self) -> dict[str, Any]:
+        out = dataclasses.asdict(self)
+        out["data_dir"] = str(self.data_dir)
+        out["base_gguf"] = str(self.base_gguf) if self.base_gguf else None
+        out["stages"] = list(self.stages)
+        return out
+
+    def identity(self) -> dict[str, Any]:
+        """The settings a resumed run must share (threads may change between runs)."""
+        out = self.to_json()
+        out.pop("threads")
+        return out
+
+
+@dataclass
+class _Progress:
+    stage_index: int = 0
+    step: int = 0
+    seconds: float = 0.0
+    history: list[dict[str, Any]] = field(default_factory=list)
+
+
+def train(config: TrainConfig, out_dir: Path, *, show_progress: bool = True,
+          log: Callable[[str], None] = print) -> dict[str, Any]:
+    """Run (or resume) a training run; returns the summary written to ``out_dir/training.json``."""
+    import torch
+    from peft import LoraConfig, get_peft_model, set_peft_model_state_dict
+    from tqdm.auto import tqdm
+
+    for stage in config.stages:
+        if stage not in STAGES:
+            raise GentoolError(f"unknown stage {stage!r}; stages are {', '.join(STAGES)}")
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    torch.set_num_threads(config.threads or default_threads())
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    random.seed(config.seed)
+    torch.manual_seed(config.seed)
+
+    model, tokenizer = load_base(config.base_gguf, device)
+    tokenize = hf_tokenize(tokenizer)
+    n_layers = model.config.num_hidden_layers
+    if not 0 <= config.lora_first_layer < n_layers:
+        raise GentoolError(f"lora_first_layer must be in 0..{n_layers - 1}, got {config.lora_first_layer}")
+    lora = LoraConfig(r=config.lora_r, lora_alpha=config.lora_alpha, lora_dropout=0.0,
+                      target_modules=list(LORA_TARGETS), task_type="CAUSAL_LM",
+                      layers_to_transform=list(range(config.lora_first_layer, n_layers)))
+    model = get_peft_model(model, lora)
+
+    train_records = load_records(Path(config.data_dir) / "train.jsonl")
+    dev_records = load_records(Path(config.data_dir) / "dev.jsonl")
+    plan = _plan(config, train_records)
+    dev_all = [encode_record(r, "selection", tokenize) for r in dev_records]
+    dev_small = dev_all[: config.dev_examples]
+
+    progress = _Progress()
+    checkpoint = out_dir / _CHECKPOINT_DIR
+    state_file = checkpoint / "state.json"
+    interrupted_swap = checkpoint.with_name(checkpoint.name + ".old")
+    if not state_file.is_file() and (interrupted_swap / "state.json").is_file():
+        shutil.rmtree(checkpoint, ignore_errors=True)
+        os.replace(interrupted_swap, checkpoint)  # killed between the two renames of _save_checkpoint
+    if state_file.is_file():
+        state = json.loads(state_file.read_text())
+        if state["config"] != config.identity():
+            raise GentoolError(
+                f"{out_dir} holds a checkpoint of a run with other settings; use another --out folder "
+                "or delete it to start over"
+            )
+        from safetensors.torch import load_file
+
+        set_peft_model_state_dict(model, load_file(checkpoint / "adapter.safetensors"))
+        progress = _Progress(state["stage_index"], state["step"], state["seconds"], state["history"])
+        log(f"resuming from {checkpoint}: stage {config.stages[progress.stage_index]}, step {progress.step}")
+    elif (out_dir / TRAINING_JSON).is_file():
+        raise GentoolError(f"{out_dir} already holds a finished run; choose another --out folder")
+
+    log_path = out_dir / _LOG
+    for stage_index in range(progress.stage_index, len(config.stages)):
+        stage = config.stages[stage_index]
+        examples = [e for e in (encode_record(r, stage, tokenize) for r in plan[stage])
+                    if len(e.prompt_ids) + len(e.answer_ids) <= config.max_prompt_tokens]
+        batches = _batches(examples, config.batch_size, config.seed + stage_index)
+        optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad],
+                                      lr=config.learning_rate, weight_decay=0.0)
+        schedule = _schedule(config.warmup_steps, len(batches))
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
+        start_step = progress.step if stage_index == progress.stage_index else 0
+        if start_step:
+            optimizer.load_state_dict(torch.load(checkpoint / "optimizer.pt", weights_only=True))
+            scheduler.load_state_dict(torch.load(checkpoint / "scheduler.pt", weights_only=True))
+        model.train()
+        bar = tqdm(total=len(batches), initial=start_step, desc=f"stage {stage_index + 1} {stage}",
+                   disable=not show_progress, unit="step")
+        recent: list[float] = []
+        for step in range(start_step, len(batches)):
+            began = time.perf_counter()
+            loss = _loss(model, batches[step], tokenizer.pad_token_id or 0, device)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_([p for p in model.parameters() if p.requires_grad], 1.0)
+            optimizer.step()
+            scheduler.step()
+            optimizer.zero_grad(set_to_none=True)
+            progress.seconds += time.perf_counter() - began
+            recent.append(float(loss))
+            bar.update(1)
+            bar.set_postfix(loss=f"{sum(recent[-20:]) / len(recent[-20:]):.3f}")
+            done = step + 1
+            if done % 10 == 0 or done == len(batches):
+                _append(log_path, {"stage": stage, "step": done, "steps": len(batches),
+                                   "loss": round(sum(recent[-10:]) / len(recent[-10:]), 4),
+                                   "lr": scheduler.get_last_lr()[0], "train_seconds": round(progress.seconds, 1)})
+            if config.eval_every and done % config.eval_every == 0 and done < len(batches):
+                entry = {"stage": stage, "step": done, "dev_examples": len(dev_small),
+                         **label_accuracy(model, dev_small, device)}
+                progress.history.append(entry)
+                _append(log_path, entry)
+                model.train()
+            if done % config.checkpoint_every == 0 and done < len(batches):
+                _save_checkpoint(model, optimizer, scheduler, checkpoint, config, stage_index, done, progress)
+        bar.close()
+        entry = {"stage": stage, "step": len(batches), "dev_examples": len(dev_all),
+                 **label_accuracy(model, dev_all, device)}
+        progress.history.append(entry)
+        _append(log_path, entry)
+        log(f"stage {stage_index + 1} ({stage}): {len(batches)} steps over {len(examples)} examples; "
+            f"dev accuracy {entry['accuracy']:.3f}")
+        progress.step = 0
+        _save_checkpoint(model, optimizer, scheduler, checkpoint, config, stage_index + 1, 0, progress)
+
+    adapter_dir = out_dir / ADAPTER_DIR
+    staging = out_dir / f".{ADAPTER_DIR}.staging"
+    shutil.rmtree(staging, ignore_errors=True)
+    model.save_pretrained(staging)
+    shutil.rmtree(adapter_dir, ignore_errors=True)
+    os.replace(staging, adapter_dir)
+    summary = {
+        "config": config.to_json(),
+        "base_gguf_sha256": gguf_sha256(Path(config.base_gguf) if config.base_gguf else _default_base()),
+        "prompt_version": PROMPT_VERSION,
+        "tool_text_version": TOOL_TEXT_VERSION,
+        "gentool_router_version": runtime_version,
+        "train_seconds": round(progress.seconds, 1),
+        "device": device,
+        "threads": torch.get_num_threads(),
+        "dev": progress.history,
+    }
+    _write_json(out_dir / TRAINING_JSON, summary)
+    shutil.rmtree(checkpoint, ignore_errors=True)
+    return summary
+
+
+def label_accuracy(model: Any, examples: Sequence[Example], device: str, batch_size: int = 8) -> dict[str, Any]:
+    """Accuracy of the first answer token, read from the label logits as the runtime selector reads them."""
+    import torch
+
+    model.eval()
+    correct = 0
+    by_type: dict[str, list[int]] = {}
+    with torch.no_grad():
+        for start in range(0, len(examples), batch_size):
+            chunk = examples[start:start + batch_size]
+            ids, mask = _left_pad([list(e.prompt_ids) for e in chunk], 0)
+            logits = model(input_ids=ids.to(device), attention_mask=mask.to(device),
+                           position_ids=_positions(mask).to(device), logits_to_keep=1).logits[:, -1, :]
+            for row, example in zip(logits, chunk):
+                labels = list(example.label_ids)
+                chosen = labels[int(torch.argmax(row[labels]))]
+                hit = int(chosen == example.gold_label_id)
+                correct += hit
+                by_type.setdefault(example.case_type, [0, 0])
+                by_type[example.case_type][0] += hit
+                by_type[example.case_type][1] += 1
+    return {
+        "accuracy": correct / max(1, len(examples)),
+        "per_case_type": {t: round(h / n, 4) for t, (h, n) in sorted(by_type.items())},
+    }
+
+
+# ------------------------------------------------------------------ helpers
+def _default_base() -> Path:
+    from gentool_router.models import base_selector_gguf
+
+    return base_selector_gguf()
+
+
+def _plan(config: TrainConfig, records: Sequence[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+    """Disjoint, balanced record samples for each stage."""
+    plan: dict[str, list[dict[str, Any]]] = {}
+    used: set[str] = set()
+    for index, stage in enumerate(config.stages):
+        chosen = sample_balanced(records, config.examples_for(stage), config.seed + 101 * index, exclude=used)
+        if not chosen:
+            raise GentoolError(f"no training records left for stage {stage}")
+        used.update(r.get("id") for r in chosen)
+        plan[stage] = chosen
+    return plan
+
+
+def _batches(examples: Sequence[Example], batch_size: int, seed: int) -> list[list[Example]]:
+    """Batches of similar length (little padding), in a seeded random order."""
+    rng = random.Random(seed)
+    shuffled = list(examples)
+    rng.shuffle(shuffled)
+    batches: list[list[Example]] = []
+    window = batch_size * 16
+    for start in range(0, len(shuffled), window):
+        chunk = sorted(shuffled[start:start + window], key=lambda e: len(e.prompt_ids) + len(e.answer_ids))
+        batches.extend(chunk[i:i + batch_size] for i in range(0, len(chunk), batch_size))
+    rng.shuffle(batches)
+    return batches
+
+
+def _schedule(warmup: int, total: int) -> Callable[[int], float]:
+    def factor(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        progress = (step - warmup) / max(1, total - warmup)
+        return 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
+
+    return factor
+
+
+def _left_pad(rows: Sequence[Sequence[int]], pad: int) -> tuple[Any, Any]:
+    import torch
+
+    width = max(len(r) for r in rows)
+    ids = torch.full((len(rows), width), pad, dtype=torch.long)
+    mask = torch.zeros((len(rows), width), dtype=torch.long)
+    for i, row in enumerate(rows):
+        ids[i, width - len(row):] = torch.tensor(row, dtype=torch.long)
+        mask[i, width - len(row):] = 1
+    return ids, mask
+
+
+def _positions(mask: Any) -> Any:
+    return (mask.cumsum(-1) - 1).clamp(min=0)
+
+
+def _loss(model: Any, batch: Sequence[Example], pad_id: int, device: str) -> Any:
+    """Cross-entropy on the answer tokens, with logits computed for the answer positions only."""
+    import torch
+
+    rows = [list(e.prompt_ids) + list(e.answer_ids) for e in batch]
+    ids, mask = _left_pad(rows, pad_id)
+    keep = max(len(e.answer_ids) for e in batch) + 1
+    labels = torch.full((len(batch), keep - 1), -100, dtype=torch.long)
+    for i, example in enumerate(batch):
+        answer = torch.tensor(example.answer_ids, dtype=torch.long)
+        labels[i, keep - 1 - len(answer):] = answer
+    logits = model(input_ids=ids.to(device), attention_mask=mask.to(device),
+                   position_ids=_positions(mask).to(device), logits_to_keep=keep).logits
+    return torch.nn.functional.cross_entropy(logits[:, :-1, :].reshape(-1, logits.shape[-1]).float(),
+                                             labels.reshape(-1).to(device), ignore_index=-100)
+
+
+def _save_checkpoint(model: Any, optimizer: Any, scheduler: Any, folder: Path, config: TrainConfig,
+                     stage_index: int, step: int, progress: _Progress) -> None:
+    """Write the checkpoint to a staging folder and swap it in, so a kill never leaves half a checkpoint."""
+    import torch
+    from peft import get_peft_model_state_dict
+    from safetensors.torch import save_file
+
+    staging = folder.with_name(folder.name + ".staging")
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    save_file({k: v.detach().cpu().contiguous() for k, v in get_peft_model_state_dict(model).items()},
+              staging / "adapter.safetensors")
+    torch.save(optimizer.state_dict(), staging / "optimizer.pt")
+    torch.save(scheduler.state_dict(), staging / "scheduler.pt")
+    _write_json(staging / "state.json", {"config": config.identity(), "stage_index": stage_index, "step": step,
+                                         "seconds": progress.seconds, "history": progress.history})
+    old = folder.with_name(folder.name + ".old")
+    shutil.rmtree(old, ignore_errors=True)
+    if folder.exists():
+        os.replace(folder, old)
+    os.replace(staging, folder)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def _append(path: Path, entry: dict[str, Any]) -> None:
+    with open(path, "a", encoding="utf-8") as handle:
+        handle.write(json.dumps(entry) + "\n")
+
+
+def _write_json(path: Path, data: dict[str, Any]) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
+    os.replace(tmp, path)
