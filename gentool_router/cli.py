@@ -44,7 +44,7 @@ def _selector_options(func: Callable[..., Any]) -> Callable[..., Any]:
                      help="CPU threads for the selector (default: the cores available)."),
         click.option("--gpu-layers", "n_gpu_layers", type=click.IntRange(min=0), default=None,
                      help="Layers to offload to a GPU (needs a GPU build of llama-cpp-python)."),
-        click.option("-k", "--k", "k", type=click.IntRange(min=1, max=26), default=None,
+        click.option("-k", "--k", "k", type=click.IntRange(min=1, max=64), default=None,
                      help="Candidates retrieved per query (default 5, or the saved setting)."),
         click.option("--json", "as_json", is_flag=True, help="Print JSON lines instead of a table."),
     ]
@@ -63,7 +63,7 @@ def main() -> None:
 @click.argument("tools", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--out", "out", required=True, type=click.Path(file_okay=False, path_type=Path),
               help="Folder to write the index to (replaced atomically if it exists).")
-@click.option("-k", "--k", "k", type=click.IntRange(min=1, max=26), default=5, show_default=True,
+@click.option("-k", "--k", "k", type=click.IntRange(min=1, max=64), default=5, show_default=True,
               help="Candidates per query to store as the router's default.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @_friendly_errors
@@ -128,7 +128,7 @@ def demo_command(model_path: Path | None, adapter_path: Path | None, n_threads: 
               help="GGUF for the gentool method (default: the packaged selector).")
 @click.option("--adapter", "adapter_path", type=click.Path(dir_okay=False, path_type=Path),
               help="GGUF LoRA adapter for the gentool method.")
-@click.option("-k", "--k", "k", type=click.IntRange(min=1, max=26), default=5, show_default=True,
+@click.option("-k", "--k", "k", type=click.IntRange(min=1, max=64), default=5, show_default=True,
               help="Candidates retrieved per case.")
 @click.option("--threads", "n_threads", type=click.IntRange(min=1), help="CPU threads for the selector.")
 @click.option("--limit", type=click.IntRange(min=1), help="Evaluate only the first N cases.")
@@ -209,8 +209,8 @@ def generate_data_command(out: Path, **settings: Any) -> None:
     """Simulate GenTool training and test data: zero-to-one pairs, weak-to-strong cases, four scenarios."""
     from gentool_router_train.simulate import SimulationConfig, generate_dataset
 
-    if settings["k"] < 2 or settings["k"] > 26:
-        raise click.BadParameter("k must be between 2 and 26", param_hint="--k")
+    if settings["k"] < 2 or settings["k"] > 64:
+        raise click.BadParameter("k must be between 2 and 64", param_hint="--k")
     generate_dataset(out, SimulationConfig(**settings), log=click.echo)
     click.echo(f"Written to {out}")
 
@@ -222,19 +222,19 @@ def generate_data_command(out: Path, **settings: Any) -> None:
               help="Run folder: adapter/, training.json, train_log.jsonl; a checkpoint/ while running.")
 @click.option("--stages", type=click.Choice(["two-stage", "selection-only"]), default="two-stage", show_default=True,
               help="GenTool's ranking then selection, or stage 2 (selection) alone.")
-@click.option("--ranking-examples", type=click.IntRange(min=1), default=5000, show_default=True,
+@click.option("--ranking-examples", type=click.IntRange(min=1), default=1200, show_default=True,
               help="Records trained on in stage 1 (ranking).")
-@click.option("--selection-examples", type=click.IntRange(min=1), default=5000, show_default=True,
+@click.option("--selection-examples", type=click.IntRange(min=1), default=2400, show_default=True,
               help="Records trained on in stage 2 (selection), none of stage 1's.")
 @click.option("--batch-size", type=click.IntRange(min=1), default=4, show_default=True)
-@click.option("--learning-rate", type=click.FloatRange(min=0, min_open=True), default=3e-4, show_default=True)
+@click.option("--learning-rate", type=click.FloatRange(min=0, min_open=True), default=5e-4, show_default=True)
 @click.option("--lora-r", type=click.IntRange(min=1), default=16, show_default=True)
 @click.option("--lora-alpha", type=click.IntRange(min=1), default=32, show_default=True)
 @click.option("--lora-first-layer", type=click.IntRange(min=0), default=15, show_default=True,
               help="LoRA on this layer and above only (backward stops there); 0 for all layers.")
 @click.option("--dev-examples", type=click.IntRange(min=1), default=120, show_default=True,
               help="Dev records for the periodic accuracy check (each stage ends with all of them).")
-@click.option("--eval-every", type=click.IntRange(min=0), default=250, show_default=True,
+@click.option("--eval-every", type=click.IntRange(min=0), default=150, show_default=True,
               help="Steps between dev checks (0: only at the end of each stage).")
 @click.option("--checkpoint-every", type=click.IntRange(min=1), default=50, show_default=True)
 @click.option("--seed", default=0, show_default=True)
@@ -259,6 +259,79 @@ def train_command(data_dir: Path, out: Path, stages: str, no_export: bool, quiet
 
         gguf = export_lora_gguf(out / "adapter", out / "gentool-lora.gguf", base_gguf=settings["base_gguf"])
         click.echo(f"GGUF LoRA adapter: {gguf}  (route with --adapter {gguf})")
+
+
+@main.command("export")
+@click.argument("run_dir", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path), help="Folder for the GGUF files.")
+@click.option("--lora/--no-lora", default=True, show_default=True,
+              help="Write gentool-lora.gguf, a GGUF LoRA adapter over the base model.")
+@click.option("--merged/--no-merged", default=False, show_default=True,
+              help="Write gentool-f16.gguf, a standalone model with the LoRA merged in.")
+@click.option("--quantize", "quant_types", multiple=True,
+              type=click.Choice(["q8_0", "q4_k_m", "q4_0", "q5_k_m", "q6_k"]),
+              help="Also quantize the merged model (implies --merged); repeat for several.")
+@click.option("--lora-dtype", type=click.Choice(["f32", "f16"]), default="f32", show_default=True)
+@click.option("--base", "base_gguf", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="Base model GGUF the adapter was trained on (default: the packaged one).")
+@_friendly_errors
+def export_command(run_dir: Path, out: Path, lora: bool, merged: bool, quant_types: tuple[str, ...],
+                   lora_dtype: str, base_gguf: Path | None) -> None:
+    """Export a trained run (RUN_DIR from `train`, or its adapter/ folder) to GGUF for llama.cpp."""
+    try:
+        from gentool_router_quantize.lora import export_lora_gguf
+        from gentool_router_quantize.merge import export_merged_gguf, quantize_gguf
+    except ImportError as exc:
+        raise click.ClickException(f"export needs the 'train' extra: pip install 'gentool-router[train]' ({exc})")
+    adapter = run_dir / "adapter" if (run_dir / "adapter").is_dir() else run_dir
+    if lora:
+        path = export_lora_gguf(adapter, out / "gentool-lora.gguf", base_gguf=base_gguf, dtype=lora_dtype)
+        click.echo(f"{path}  ({path.stat().st_size / 1e6:.1f} MB)")
+    if merged or quant_types:
+        f16 = export_merged_gguf(adapter, out / "gentool-f16.gguf", base_gguf=base_gguf)
+        click.echo(f"{f16}  ({f16.stat().st_size / 1e6:.1f} MB)")
+        for quant_type in quant_types:
+            path = quantize_gguf(f16, out / f"gentool-{quant_type}.gguf", quant_type)
+            click.echo(f"{path}  ({path.stat().st_size / 1e6:.1f} MB)")
+
+
+@main.command("parity")
+@click.argument("run_dir", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--cases", required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="Generated records with tools (e.g. data/gentool/test.jsonl).")
+@click.option("--gguf", "gguf_files", multiple=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="Merged GGUF(s) to check; repeatable.")
+@click.option("--lora-gguf", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="GGUF LoRA adapter to check over the base model.")
+@click.option("--limit", type=click.IntRange(min=1), default=100, show_default=True, help="Cases to compare.")
+@click.option("--tolerance", type=click.FloatRange(min=0), default=0.05, show_default=True,
+              help="Largest allowed difference in the chosen tool's probability.")
+@click.option("--json", "json_out", type=click.Path(dir_okay=False, path_type=Path), help="Write the report here.")
+@_friendly_errors
+def parity_command(run_dir: Path, cases: Path, gguf_files: tuple[Path, ...], lora_gguf: Path | None, limit: int,
+                   tolerance: float, json_out: Path | None) -> None:
+    """Check that exported GGUFs choose what the trained transformers model chooses (exit 1 if not)."""
+    from gentool_router_quantize.parity import check_parity, reference_probabilities
+    from gentool_router_train.encode import load_records
+
+    adapter = run_dir / "adapter" if (run_dir / "adapter").is_dir() else run_dir
+    records = [r for r in load_records(cases) if r.get("tools")][:limit]
+    reference = reference_probabilities(adapter, records)
+    reports = [check_parity(p.name, reference, records, p, None) for p in gguf_files]
+    if lora_gguf is not None:
+        reports.append(check_parity(f"base + {lora_gguf.name}", reference, records, None, lora_gguf))
+    if not reports:
+        raise click.UsageError("give --gguf and/or --lora-gguf")
+    failed = False
+    for report in reports:
+        ok = report.agreement == 1.0 and report.max_probability_gap <= tolerance
+        failed |= not ok
+        click.echo(f"{report.name}: same tool in {report.same_choice}/{report.cases} cases, "
+                   f"largest probability gap {report.max_probability_gap:.4f}  {'OK' if ok else 'FAIL'}")
+    if json_out:
+        json_out.write_text(json.dumps([r.to_dict() for r in reports], indent=2) + "\n", encoding="utf-8")
+    if failed:
+        sys.exit(1)
 
 
 def _print_route(route: Any, as_json: bool) -> None:

@@ -1,4 +1,4 @@
-"""Training examples: generated records → token ids of the selector prompt plus the answer of one stage.
+"""Training examples: generated records → token ids of the selector's per-candidate prompts and the answer.
 
 Everything textual comes from the runtime's own modules (contract 1 and 2): :func:`render_tool` for the tool
 text and :mod:`gentool_router.prompt` for the prompt and the answers, tokenized piece by piece through
@@ -15,41 +15,38 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
 
 from gentool_router.errors import GentoolError
-from gentool_router.prompt import (
-    NO_TOOL_LABEL,
-    PromptPart,
-    build_prompt,
-    encode_parts,
-    prefix_parts,
-    ranking_target,
-    selection_target,
-)
+from gentool_router.prompt import ANSWER_NO, ANSWER_YES, build_prompt, encode_parts, prefix_parts
 from gentool_router.tool_text import render_tool
 from gentool_router.tools import NO_TOOL, Tool
 
-__all__ = ["Example", "Stage", "load_records", "encode_record", "sample_balanced", "hf_tokenize"]
+__all__ = ["Example", "STAGES", "load_records", "encode_record", "sample_balanced", "hf_tokenize", "answer_ids"]
 
-Stage = str  # "ranking" (stage 1) or "selection" (stage 2)
 STAGES = ("ranking", "selection")
 
 
 @dataclass(frozen=True)
 class Example:
-    """One training or evaluation example.
+    """One record, ready for the model: a prompt per candidate and the GenTool answer over them.
+
+    Choices are numbered ``0..k-1`` for the candidates (in the record's order) and ``k`` for
+    ``generate_response``, whose score is the fixed :data:`~gentool_router.prompt.NO_TOOL_SCORE`.
 
     Attributes:
-        prompt_ids: The whole prompt (static prefix included), ending where the answer starts.
-        answer_ids: The answer tokens the loss is computed on (empty for evaluation-only examples).
-        label_ids: Token ids of the answer labels that are valid for this prompt (candidates + no-tool).
-        gold_label_id: Token id of the correct first answer token.
+        rows: For each candidate, the whole prompt (static prefix, query, candidate) ending where the
+            runtime reads the yes/no logits.
+        ranking: Every choice, best first (stage 1's target).
+        target: The one right choice (stage 2's target).
         case_type: The record's case type, for per-type accuracy.
     """
 
-    prompt_ids: tuple[int, ...]
-    answer_ids: tuple[int, ...]
-    label_ids: tuple[int, ...]
-    gold_label_id: int
+    rows: tuple[tuple[int, ...], ...]
+    ranking: tuple[int, ...]
+    target: int
     case_type: str
+
+    @property
+    def tokens(self) -> int:
+        return sum(len(r) for r in self.rows)
 
 
 def hf_tokenize(tokenizer: Any) -> Callable[[str, bool], list[int]]:
@@ -79,35 +76,38 @@ def load_records(path: Path) -> list[dict[str, Any]]:
     return records
 
 
-def encode_record(record: dict[str, Any], stage: Stage, tokenize: Callable[[str, bool], list[int]],
+def encode_record(record: dict[str, Any], tokenize: Callable[[str, bool], list[int]],
                   bos_id: int | None = None) -> Example:
-    """The prompt and the stage's answer for one record (tools shown in the record's order)."""
+    """The per-candidate prompts and the GenTool answer of one record (tools in the record's order)."""
     tools = [Tool.from_dict(t) for t in record["tools"]]
     names = [t.name for t in tools]
     prompt = build_prompt(record["query"], names, [render_tool(t) for t in tools])
-    label_of = {name: label for label, name in zip(prompt.labels, names)}
-    label_of[NO_TOOL] = NO_TOOL_LABEL
-    expected = record.get("expected") or NO_TOOL
-    if stage == "ranking":
-        ranking = record.get("ranking") or [expected]
-        answer = ranking_target([label_of[name] for name in ranking])
-    elif stage == "selection":
-        answer = selection_target(label_of[expected])
-    else:
-        raise ValueError(f"unknown stage {stage!r}; use one of {STAGES}")
-    prompt_ids = encode_parts([*prefix_parts(), *prompt.parts], tokenize)
+    head = encode_parts([*prefix_parts(), *prompt.query], tokenize)
     if bos_id is not None:
-        prompt_ids = [bos_id, *prompt_ids]
-    answer_ids = encode_parts([PromptPart(answer, template=True)], tokenize)
-    label_ids = [_single(tokenize, label) for label in (*prompt.labels, NO_TOOL_LABEL)]
-    return Example(tuple(prompt_ids), tuple(answer_ids), tuple(label_ids),
-                   _single(tokenize, label_of[expected]), record.get("case_type") or "")
+        head = [bos_id, *head]
+    rows = tuple(tuple(head + encode_parts(parts, tokenize)) for parts in prompt.candidates)
+    index = {name: i for i, name in enumerate(names)}
+    index[NO_TOOL] = len(names)
+    expected = record.get("expected") or NO_TOOL
+    if expected not in index:
+        raise GentoolError(f"record {record.get('id')}: expected tool {expected!r} is not among its tools")
+    ranking = [index[name] for name in record.get("ranking") or [] if name in index]
+    ranking += [i for i in range(len(names) + 1) if i not in ranking]  # records without a ranking: target first
+    if ranking[0] != index[expected]:
+        ranking.remove(index[expected])
+        ranking.insert(0, index[expected])
+    return Example(rows, tuple(ranking), index[expected], record.get("case_type") or "")
 
 
-def _single(tokenize: Callable[[str, bool], list[int]], label: str) -> int:
-    ids = tokenize(label, False)
+def answer_ids(tokenize: Callable[[str, bool], list[int]]) -> tuple[int, int]:
+    """Token ids of the yes and no answers (each must be one token)."""
+    return _single(tokenize, ANSWER_YES), _single(tokenize, ANSWER_NO)
+
+
+def _single(tokenize: Callable[[str, bool], list[int]], word: str) -> int:
+    ids = tokenize(word, False)
     if len(ids) != 1:
-        raise GentoolError(f"label {label!r} is not one token for this tokenizer")
+        raise GentoolError(f"answer {word!r} is not one token for this tokenizer")
     return ids[0]
 
 

@@ -36,9 +36,9 @@ from gentool_router.selector import default_threads
 from gentool_router.tool_text import TOOL_TEXT_VERSION
 
 from .base_model import gguf_sha256, load_base
-from .encode import STAGES, Example, encode_record, hf_tokenize, load_records, sample_balanced
+from .encode import STAGES, Example, answer_ids, encode_record, hf_tokenize, load_records, sample_balanced
 
-__all__ = ["TrainConfig", "train", "label_accuracy", "LORA_TARGETS", "ADAPTER_DIR", "TRAINING_JSON"]
+__all__ = ["TrainConfig", "train", "choice_accuracy", "choice_scores", "selection_loss", "ranking_loss", "LORA_TARGETS", "ADAPTER_DIR", "TRAINING_JSON"]
 
 LORA_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 ADAPTER_DIR = "adapter"
@@ -61,7 +61,7 @@ class TrainConfig:
         warmup_steps: Warm-up steps of each stage.
         lora_r / lora_alpha: LoRA rank and scale.
         lora_first_layer: LoRA on this layer and above (SmolLM2-135M has 30); 0 trains every layer.
-        max_prompt_tokens: Longer examples are skipped (the runtime's prompts are far shorter).
+        max_prompt_tokens: Records with a longer candidate prompt are skipped (the runtime's are far shorter).
         dev_examples: Dev records used for the periodic accuracy check (the final check uses all).
         eval_every: Steps between dev checks (0: only at the end of each stage).
         checkpoint_every: Steps between checkpoints.
@@ -72,17 +72,17 @@ class TrainConfig:
 
     data_dir: Path
     stages: tuple[str, ...] = ("ranking", "selection")
-    ranking_examples: int = 5000
-    selection_examples: int = 5000
+    ranking_examples: int = 1200
+    selection_examples: int = 2400
     batch_size: int = 4
-    learning_rate: float = 3e-4
+    learning_rate: float = 5e-4
     warmup_steps: int = 20
     lora_r: int = 16
     lora_alpha: int = 32
     lora_first_layer: int = 15
-    max_prompt_tokens: int = 400
+    max_prompt_tokens: int = 256
     dev_examples: int = 120
-    eval_every: int = 250
+    eval_every: int = 150
     checkpoint_every: int = 50
     seed: int = 0
     threads: int | None = None
@@ -132,6 +132,7 @@ def train(config: TrainConfig, out_dir: Path, *, show_progress: bool = True,
 
     model, tokenizer = load_base(config.base_gguf, device)
     tokenize = hf_tokenize(tokenizer)
+    answers = answer_ids(tokenize)
     n_layers = model.config.num_hidden_layers
     if not 0 <= config.lora_first_layer < n_layers:
         raise GentoolError(f"lora_first_layer must be in 0..{n_layers - 1}, got {config.lora_first_layer}")
@@ -143,7 +144,7 @@ def train(config: TrainConfig, out_dir: Path, *, show_progress: bool = True,
     train_records = load_records(Path(config.data_dir) / "train.jsonl")
     dev_records = load_records(Path(config.data_dir) / "dev.jsonl")
     plan = _plan(config, train_records)
-    dev_all = [encode_record(r, "selection", tokenize) for r in dev_records]
+    dev_all = [encode_record(r, tokenize) for r in dev_records]
     dev_small = dev_all[: config.dev_examples]
 
     progress = _Progress()
@@ -171,8 +172,8 @@ def train(config: TrainConfig, out_dir: Path, *, show_progress: bool = True,
     log_path = out_dir / _LOG
     for stage_index in range(progress.stage_index, len(config.stages)):
         stage = config.stages[stage_index]
-        examples = [e for e in (encode_record(r, stage, tokenize) for r in plan[stage])
-                    if len(e.prompt_ids) + len(e.answer_ids) <= config.max_prompt_tokens]
+        examples = [e for e in (encode_record(r, tokenize) for r in plan[stage])
+                    if max(len(row) for row in e.rows) <= config.max_prompt_tokens]
         batches = _batches(examples, config.batch_size, config.seed + stage_index)
         optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad],
                                       lr=config.learning_rate, weight_decay=0.0)
@@ -188,7 +189,7 @@ def train(config: TrainConfig, out_dir: Path, *, show_progress: bool = True,
         recent: list[float] = []
         for step in range(start_step, len(batches)):
             began = time.perf_counter()
-            loss = _loss(model, batches[step], tokenizer.pad_token_id or 0, device)
+            loss = _loss(model, batches[step], stage, answers, tokenizer.pad_token_id or 0, device)
             loss.backward()
             torch.nn.utils.clip_grad_norm_([p for p in model.parameters() if p.requires_grad], 1.0)
             optimizer.step()
@@ -205,7 +206,7 @@ def train(config: TrainConfig, out_dir: Path, *, show_progress: bool = True,
                                    "lr": scheduler.get_last_lr()[0], "train_seconds": round(progress.seconds, 1)})
             if config.eval_every and done % config.eval_every == 0 and done < len(batches):
                 entry = {"stage": stage, "step": done, "dev_examples": len(dev_small),
-                         **label_accuracy(model, dev_small, device)}
+                         **choice_accuracy(model, dev_small, answers, device)}
                 progress.history.append(entry)
                 _append(log_path, entry)
                 model.train()
@@ -213,7 +214,7 @@ def train(config: TrainConfig, out_dir: Path, *, show_progress: bool = True,
                 _save_checkpoint(model, optimizer, scheduler, checkpoint, config, stage_index, done, progress)
         bar.close()
         entry = {"stage": stage, "step": len(batches), "dev_examples": len(dev_all),
-                 **label_accuracy(model, dev_all, device)}
+                 **choice_accuracy(model, dev_all, answers, device)}
         progress.history.append(entry)
         _append(log_path, entry)
         log(f"stage {stage_index + 1} ({stage}): {len(batches)} steps over {len(examples)} examples; "
@@ -243,8 +244,9 @@ def train(config: TrainConfig, out_dir: Path, *, show_progress: bool = True,
     return summary
 
 
-def label_accuracy(model: Any, examples: Sequence[Example], device: str, batch_size: int = 8) -> dict[str, Any]:
-    """Accuracy of the first answer token, read from the label logits as the runtime selector reads them."""
+def choice_accuracy(model: Any, examples: Sequence[Example], answers: tuple[int, int], device: str,
+                   batch_size: int = 8) -> dict[str, Any]:
+    """Accuracy of the chosen tool (or no tool), scored exactly as the runtime selector scores."""
     import torch
 
     model.eval()
@@ -253,17 +255,12 @@ def label_accuracy(model: Any, examples: Sequence[Example], device: str, batch_s
     with torch.no_grad():
         for start in range(0, len(examples), batch_size):
             chunk = examples[start:start + batch_size]
-            ids, mask = _left_pad([list(e.prompt_ids) for e in chunk], 0)
-            logits = model(input_ids=ids.to(device), attention_mask=mask.to(device),
-                           position_ids=_positions(mask).to(device), logits_to_keep=1).logits[:, -1, :]
-            for row, example in zip(logits, chunk):
-                labels = list(example.label_ids)
-                chosen = labels[int(torch.argmax(row[labels]))]
-                hit = int(chosen == example.gold_label_id)
+            for example, scores in zip(chunk, choice_scores(model, chunk, answers, 0, device)):
+                hit = int(int(torch.argmax(scores)) == example.target)
                 correct += hit
-                by_type.setdefault(example.case_type, [0, 0])
-                by_type[example.case_type][0] += hit
-                by_type[example.case_type][1] += 1
+                counts = by_type.setdefault(example.case_type, [0, 0])
+                counts[0] += hit
+                counts[1] += 1
     return {
         "accuracy": correct / max(1, len(examples)),
         "per_case_type": {t: round(h / n, 4) for t, (h, n) in sorted(by_type.items())},
@@ -298,7 +295,7 @@ def _batches(examples: Sequence[Example], batch_size: int, seed: int) -> list[li
     batches: list[list[Example]] = []
     window = batch_size * 16
     for start in range(0, len(shuffled), window):
-        chunk = sorted(shuffled[start:start + window], key=lambda e: len(e.prompt_ids) + len(e.answer_ids))
+        chunk = sorted(shuffled[start:start + window], key=lambda e: e.tokens)
         batches.extend(chunk[i:i + batch_size] for i in range(0, len(chunk), batch_size))
     rng.shuffle(batches)
     return batches
@@ -330,21 +327,60 @@ def _positions(mask: Any) -> Any:
     return (mask.cumsum(-1) - 1).clamp(min=0)
 
 
-def _loss(model: Any, batch: Sequence[Example], pad_id: int, device: str) -> Any:
-    """Cross-entropy on the answer tokens, with logits computed for the answer positions only."""
+def choice_scores(model: Any, batch: Sequence[Example], answers: tuple[int, int], pad_id: int,
+                   device: str) -> list[Any]:
+    """Per example: the candidates' yes-minus-no logit gaps followed by the fixed no-tool score."""
     import torch
 
-    rows = [list(e.prompt_ids) + list(e.answer_ids) for e in batch]
+    from gentool_router.prompt import NO_TOOL_SCORE
+
+    rows = [list(row) for example in batch for row in example.rows]
     ids, mask = _left_pad(rows, pad_id)
-    keep = max(len(e.answer_ids) for e in batch) + 1
-    labels = torch.full((len(batch), keep - 1), -100, dtype=torch.long)
-    for i, example in enumerate(batch):
-        answer = torch.tensor(example.answer_ids, dtype=torch.long)
-        labels[i, keep - 1 - len(answer):] = answer
     logits = model(input_ids=ids.to(device), attention_mask=mask.to(device),
-                   position_ids=_positions(mask).to(device), logits_to_keep=keep).logits
-    return torch.nn.functional.cross_entropy(logits[:, :-1, :].reshape(-1, logits.shape[-1]).float(),
-                                             labels.reshape(-1).to(device), ignore_index=-100)
+                   position_ids=_positions(mask).to(device), logits_to_keep=1).logits[:, -1, :].float()
+    gaps = logits[:, answers[0]] - logits[:, answers[1]]
+    scores, offset = [], 0
+    for example in batch:
+        k = len(example.rows)
+        scores.append(torch.cat([gaps[offset:offset + k], gaps.new_full((1,), NO_TOOL_SCORE)]))
+        offset += k
+    return scores
+
+
+def _loss(model: Any, batch: Sequence[Example], stage: str, answers: tuple[int, int], pad_id: int,
+          device: str) -> Any:
+    """Stage 1: Plackett–Luce (ListMLE) on the full GenTool ranking; stage 2: cross-entropy on the one choice.
+
+    Both work on the scores the runtime uses, with logits computed at the last position of each row only.
+    """
+    import torch
+
+    losses = []
+    for example, scores in zip(batch, choice_scores(model, batch, answers, pad_id, device)):
+        if stage == "selection":
+            losses.append(selection_loss(scores, example.target))
+        else:
+            losses.append(ranking_loss(scores, example.ranking))
+    return torch.stack(losses).mean()
+
+
+def selection_loss(scores: Any, target: int) -> Any:
+    """Stage 2: cross-entropy of the softmax over the choices' scores (what the runtime ranks by)."""
+    import torch
+
+    return -torch.log_softmax(scores, dim=0)[target]
+
+
+def ranking_loss(scores: Any, ranking: Sequence[int]) -> Any:
+    """Stage 1: Plackett–Luce negative log-likelihood of the full ranking, averaged over its positions.
+
+    Term i is ``-log P(ranking[i] is best among ranking[i:])``; the first term equals :func:`selection_loss`.
+    """
+    import torch
+
+    ordered = scores[list(ranking)]
+    tails = torch.logcumsumexp(ordered.flip(0), dim=0).flip(0)
+    return (tails[:-1] - ordered[:-1]).mean()
 
 
 def _save_checkpoint(model: Any, optimizer: Any, scheduler: Any, folder: Path, config: TrainConfig,

@@ -1,0 +1,121 @@
+"""Two-stage GenTool training: example encoding and losses (logic), and a tiny real run through the CLI."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from click.testing import CliRunner  # noqa: E402
+
+from gentool_router.cli import main  # noqa: E402
+from gentool_router.prompt import encode_parts, prefix_parts  # noqa: E402
+from gentool_router_train.encode import encode_record, sample_balanced  # noqa: E402
+from gentool_router_train.trainer import ranking_loss, selection_loss  # noqa: E402
+
+from conftest import SMALL_TOOLS  # noqa: E402
+
+QUERIES = {
+    "get_weather_forecast": ["Will it rain in Oslo tomorrow?", "Weather in Paris this weekend", "Is it windy in Bergen?"],
+    "send_email": ["Email Bob that I am late", "Send a mail to alice@example.com", "Write to my boss by email"],
+    "get_stock_price": ["What is Apple's share price?", "AAPL quote now", "How much is a Tesla share?"],
+    "translate_text": ["Translate 'good morning' into German", "Say thank you in Japanese", "French for cheese?"],
+}
+
+
+def _tokenize(text: str, special: bool) -> list[int]:
+    return [ord(c) for c in text]  # a stand-in tokenizer: one id per character
+
+
+def tiny_records() -> list[dict]:
+    """Records in the generated format: each query with its tool (plain) and without it (no-tool)."""
+    records = []
+    tools = [t.to_dict() for t in SMALL_TOOLS]
+    for target, queries in QUERIES.items():
+        for query in queries:
+            others = [t for t in tools if t["name"] != target][:3]
+            with_target = [next(t for t in tools if t["name"] == target), *others]
+            records.append({"id": f"r{len(records)}", "query": query, "tools": with_target, "expected": target,
+                            "ranking": [target, "generate_response", *[t["name"] for t in others]],
+                            "case_type": "plain"})
+            records.append({"id": f"r{len(records)}", "query": query, "tools": others, "expected": None,
+                            "ranking": ["generate_response", *[t["name"] for t in others]],
+                            "case_type": "no-tool"})
+    return records
+
+
+def write_tiny_data(folder: Path) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    records = tiny_records()
+    (folder / "train.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records[:20]))
+    (folder / "dev.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records[20:]))
+    return folder
+
+
+def test_encoding_gives_one_prompt_per_candidate_and_the_gentool_answer():
+    record = tiny_records()[0]
+    example = encode_record(record, _tokenize)
+    assert len(example.rows) == 4
+    head = encode_parts(prefix_parts(), _tokenize)
+    assert all(row[: len(head)] == tuple(head) for row in example.rows)
+    assert example.target == 0 and example.ranking[:2] == (0, 4)  # the tool, then generate_response (index k)
+    no_tool = encode_record(tiny_records()[1], _tokenize)
+    assert no_tool.target == 3 == no_tool.ranking[0] and sorted(no_tool.ranking) == [0, 1, 2, 3]
+
+
+def test_balanced_sampling_takes_case_types_equally_and_excludes():
+    records = tiny_records() + [dict(r, id=f"x{i}", case_type="weak-to-strong") for i, r in enumerate(tiny_records()[:2])]
+    chosen = sample_balanced(records, 6, seed=0)
+    assert sorted(r["case_type"] for r in chosen).count("weak-to-strong") == 2
+    again = sample_balanced(records, 100, seed=0, exclude={r["id"] for r in chosen})
+    assert not {r["id"] for r in again} & {r["id"] for r in chosen}
+
+
+def test_losses_match_their_definitions():
+    scores = torch.tensor([2.0, -1.0, 0.5, 0.0])
+    assert math.isclose(float(selection_loss(scores, 0)), -math.log(math.exp(2) / sum(math.exp(v) for v in scores.tolist())),
+                        rel_tol=1e-6)
+    order = [0, 3, 2, 1]
+    values = scores.tolist()
+    expected = []
+    for i in range(len(order) - 1):
+        rest = [values[j] for j in order[i:]]
+        expected.append(-values[order[i]] + math.log(sum(math.exp(v) for v in rest)))
+    assert math.isclose(float(ranking_loss(scores, order)), sum(expected) / len(expected), rel_tol=1e-6)
+    assert float(ranking_loss(torch.tensor([9.0, 0.0, -9.0]), [0, 1, 2])) < 0.01  # a right, confident order
+
+
+@pytest.mark.slow
+def test_tiny_training_through_the_cli_changes_the_selector(tmp_path):
+    from gentool_router import LlamaSelector, render_tool
+
+    data = write_tiny_data(tmp_path / "data")
+    run = tmp_path / "run"
+    args = ["train", "--data", str(data), "--out", str(run), "--ranking-examples", "8", "--selection-examples", "8",
+            "--dev-examples", "4", "--eval-every", "0", "--learning-rate", "5e-3", "--threads", "2", "--quiet"]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    summary = json.loads((run / "training.json").read_text())
+    assert [h["stage"] for h in summary["dev"]] == ["ranking", "selection"]
+    assert (run / "adapter" / "adapter_model.safetensors").is_file() and not (run / "checkpoint").exists()
+    log = [json.loads(line) for line in (run / "train_log.jsonl").read_text().splitlines()]
+    assert all(math.isfinite(e["loss"]) for e in log if "loss" in e)
+
+    names, texts = [t.name for t in SMALL_TOOLS[:4]], [render_tool(t) for t in SMALL_TOOLS[:4]]
+    query = "Will it snow in Tromsø on Friday?"
+    base = LlamaSelector(adapter_path=None, n_threads=2)
+    tuned = LlamaSelector(adapter_path=run / "gentool-lora.gguf", n_threads=2)
+    try:
+        before = {c.name: c.score for c in base.select(query, names, texts, [0] * 4).ranking}
+        after = {c.name: c.score for c in tuned.select(query, names, texts, [0] * 4).ranking}
+    finally:
+        base.close()
+        tuned.close()
+    assert max(abs(before[n] - after[n]) for n in before) > 1e-3
+
+    again = CliRunner().invoke(main, args)
+    assert again.exit_code == 1 and "already holds a finished run" in again.output
