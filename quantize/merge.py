@@ -1,0 +1,121 @@
+"""A standalone selector GGUF: the LoRA merged into the base weights, written as f16, then quantized.
+
+The merge works in GGUF space: every base tensor is dequantized with ``gguf.quants``, the adapted ones get
+``scale * B @ A`` added (B's rows in llama.cpp's rotary order for q and k), and the result is written with
+``gguf.GGUFWriter`` with the base's metadata and tokenizer copied field by field. Quantizing further (q8_0,
+q4_k_m) goes through llama.cpp's own quantizer via llama-cpp-python.
+
+Why merge from the dequantized packaged base rather than from the original full-precision weights: the adapter
+was trained over exactly these weights (see ``gentool_router_train.base_model``), so the merged f16 model is
+the trained model. Quantizing it again adds a second rounding on top of Q4_1's; :data:`KEEP_F16_DEFAULT` and
+:func:`quantize_gguf`'s ``keep`` options control which tensors stay at higher precision.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from gentool_router.models import base_selector_gguf
+
+from .adapter import check_match, permute_rotary_rows, read_adapter, read_base, rotary_heads
+from .lora import _add_provenance
+from .writing import ExportError, atomic_output
+
+__all__ = ["export_merged_gguf", "quantize_gguf", "QUANT_TYPES"]
+
+#: Quantization types offered by ``gentool-router export --quantize``.
+QUANT_TYPES = ("q8_0", "q4_k_m", "q4_0", "q5_k_m", "q6_k")
+
+_SKIP_FIELDS = {"GGUF.version", "GGUF.tensor_count", "GGUF.kv_count", "general.architecture", "general.file_type",
+                "general.quantization_version", "general.type"}
+
+
+def export_merged_gguf(adapter_dir: Path | None, out: Path, *, base_gguf: Path | None = None,
+                       progress: Callable[[int, int], None] | None = None) -> Path:
+    """Write ``out``: base (dequantized) + merged LoRA, 2-D weights in f16 and norms in f32.
+
+    With ``adapter_dir=None`` it writes the base alone (the reference for measuring quantization losses).
+    """
+    import gguf
+    from gguf.quants import dequantize
+
+    from gentool_router_train.base_model import gguf_sha256
+
+    base_path = Path(base_gguf) if base_gguf else base_selector_gguf()
+    base = read_base(base_path)
+    base_sha = gguf_sha256(base_path)
+    deltas: dict[str, np.ndarray] = {}
+    training: dict[str, Any] = {}
+    if adapter_dir is not None:
+        adapter = read_adapter(Path(adapter_dir), base.n_blocks)
+        check_match(adapter, base, base_sha)
+        training = adapter.training
+        for pair in adapter.pairs:
+            b = pair.b
+            heads = rotary_heads(pair.gguf_name, base)
+            if heads is not None:
+                b = permute_rotary_rows(b, heads)
+            deltas[pair.gguf_name] = (adapter.scale * (b.astype(np.float64) @ pair.a.astype(np.float64)))
+    reader = gguf.GGUFReader(base_path)
+    with atomic_output(Path(out)) as tmp:
+        writer = gguf.GGUFWriter(tmp, base.arch)
+        writer.add_type(gguf.GGUFType.MODEL)
+        writer.add_file_type(gguf.LlamaFileType.MOSTLY_F16)
+        writer.add_quantization_version(gguf.GGML_QUANT_VERSION)
+        for key, field in reader.fields.items():
+            if key in _SKIP_FIELDS:
+                continue
+            value_type = field.types[0]
+            sub_type = field.types[-1] if value_type == gguf.GGUFValueType.ARRAY else None
+            writer.add_key_value(key, field.contents(), value_type, sub_type)
+        if deltas:
+            _add_provenance(writer, training, base_sha)
+        for index, tensor in enumerate(reader.tensors):
+            shape = tuple(int(n) for n in reversed(list(tensor.shape)))  # PyTorch order (out, in)
+            values = dequantize(tensor.data, tensor.tensor_type).reshape(shape).astype(np.float32)
+            if tensor.name in deltas:
+                values = (values.astype(np.float64) + deltas.pop(tensor.name)).astype(np.float32)
+            dtype = np.float16 if values.ndim == 2 else np.float32
+            writer.add_tensor(tensor.name, np.ascontiguousarray(values.astype(dtype)))
+            if progress:
+                progress(index + 1, len(reader.tensors))
+        if deltas:
+            raise ExportError(f"adapter tensors with no base tensor: {sorted(deltas)[:3]}")
+        writer.write_header_to_file()
+        writer.write_kv_data_to_file()
+        writer.write_tensors_to_file()
+        writer.close()
+    return Path(out)
+
+
+def quantize_gguf(source: Path, out: Path, quant_type: str, *, threads: int | None = None) -> Path:
+    """Quantize a GGUF with llama.cpp's quantizer (``llama_model_quantize``), atomically."""
+    import ctypes
+
+    import llama_cpp
+
+    from gentool_router.selector import default_threads
+
+    ftypes = {
+        "q8_0": llama_cpp.LLAMA_FTYPE_MOSTLY_Q8_0,
+        "q4_k_m": llama_cpp.LLAMA_FTYPE_MOSTLY_Q4_K_M,
+        "q4_0": llama_cpp.LLAMA_FTYPE_MOSTLY_Q4_0,
+        "q5_k_m": llama_cpp.LLAMA_FTYPE_MOSTLY_Q5_K_M,
+        "q6_k": llama_cpp.LLAMA_FTYPE_MOSTLY_Q6_K,
+    }
+    if quant_type not in ftypes:
+        raise ValueError(f"quantization type must be one of {', '.join(ftypes)}, got {quant_type!r}")
+    source = Path(source)
+    if not source.is_file():
+        raise ExportError(f"nothing to quantize: {source} does not exist")
+    params = llama_cpp.llama_model_quantize_default_params()
+    params.ftype = ftypes[quant_type]
+    params.nthread = threads or default_threads()
+    with atomic_output(Path(out)) as tmp:
+        status = llama_cpp.llama_model_quantize(str(source).encode(), str(tmp).encode(), ctypes.byref(params))
+        if status != 0:
+            raise ExportError(f"llama.cpp could not quantize {source} to {quant_type} (status {status})")
+    return Path(out)
