@@ -91,8 +91,10 @@ class LlamaSelector:
         self.model_path = Path(model_path) if model_path is not None else base_selector_gguf()
         self.adapter_path = Path(adapter_path) if adapter_path is not None else None
         _check_gguf(self.model_path, "model")
+        _check_versions(self.model_path)
         if self.adapter_path is not None:
             _check_gguf(self.adapter_path, "adapter")
+            _check_versions(self.adapter_path)
         self.n_threads = n_threads or default_threads()
         self.n_gpu_layers = n_gpu_layers
         self._lock = threading.Lock()
@@ -225,6 +227,22 @@ def _check_gguf(path: Path, what: str) -> None:
         raise ModelLoadError(f"cannot read {what} file {path}: {exc.strerror}") from exc
     if magic != b"GGUF":
         raise ModelLoadError(f"{what} file {path} is not a GGUF file (bad magic bytes {magic!r})")
+
+
+def _check_versions(path: Path) -> None:
+    """A model or adapter exported by gentool-router records its prompt and tool-text versions; they must match."""
+    from .gguf_meta import read_gguf_metadata
+    from .prompt import PROMPT_VERSION
+    from .tool_text import TOOL_TEXT_VERSION
+
+    meta = read_gguf_metadata(path, "gentool.")
+    for key, current, what in (("gentool.prompt_version", PROMPT_VERSION, "prompt format"),
+                               ("gentool.tool_text_version", TOOL_TEXT_VERSION, "tool text")):
+        if key in meta and str(meta[key]) != current:
+            raise ModelLoadError(
+                f"{path.name} was trained for {what} version {meta[key]}, this gentool-router uses version "
+                f"{current}: retrain it (gentool-router train) or use the gentool-router version it was made with"
+            )
 
 
 def _load_llama(

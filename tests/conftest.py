@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import pytest
 
 from gentool_router import Tool
@@ -60,3 +63,51 @@ def selector():
     selector = LlamaSelector(n_threads=2)
     yield selector
     selector.close()
+
+
+# ------------------------------------------------------------------ training data and a tiny trained run
+QUERIES = {
+    "get_weather_forecast": ["Will it rain in Oslo tomorrow?", "Weather in Paris this weekend", "Is it windy in Bergen?"],
+    "send_email": ["Email Bob that I am late", "Send a mail to alice@example.com", "Write to my boss by email"],
+    "get_stock_price": ["What is Apple's share price?", "AAPL quote now", "How much is a Tesla share?"],
+    "translate_text": ["Translate 'good morning' into German", "Say thank you in Japanese", "French for cheese?"],
+}
+
+
+def tiny_records() -> list[dict]:
+    """Records in the generated format: each query with its tool (plain) and without it (no-tool)."""
+    records = []
+    tools = [t.to_dict() for t in SMALL_TOOLS]
+    for target, queries in QUERIES.items():
+        for query in queries:
+            others = [t for t in tools if t["name"] != target][:3]
+            with_target = [next(t for t in tools if t["name"] == target), *others]
+            records.append({"id": f"r{len(records)}", "query": query, "tools": with_target, "expected": target,
+                            "ranking": [target, "generate_response", *[t["name"] for t in others]],
+                            "case_type": "plain"})
+            records.append({"id": f"r{len(records)}", "query": query, "tools": others, "expected": None,
+                            "ranking": ["generate_response", *[t["name"] for t in others]],
+                            "case_type": "no-tool"})
+    return records
+
+
+def write_tiny_data(folder: Path) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    records = tiny_records()
+    (folder / "train.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records[:20]))
+    (folder / "dev.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records[20:]))
+    return folder
+
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory):
+    """A real two-stage training run of a few steps (adapter/ and training.json), shared by the export tests."""
+    pytest.importorskip("peft")
+    from gentool_router_train.trainer import TrainConfig, train
+
+    root = tmp_path_factory.mktemp("tiny-run")
+    config = TrainConfig(data_dir=write_tiny_data(root / "data"), ranking_examples=8, selection_examples=8,
+                         dev_examples=4, eval_every=0, learning_rate=5e-3, threads=2)
+    train(config, root / "run", show_progress=False, log=lambda _: None)
+    return root / "run"

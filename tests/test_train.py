@@ -17,43 +17,10 @@ from gentool_router.prompt import encode_parts, prefix_parts  # noqa: E402
 from gentool_router_train.encode import encode_record, sample_balanced  # noqa: E402
 from gentool_router_train.trainer import ranking_loss, selection_loss  # noqa: E402
 
-from conftest import SMALL_TOOLS  # noqa: E402
-
-QUERIES = {
-    "get_weather_forecast": ["Will it rain in Oslo tomorrow?", "Weather in Paris this weekend", "Is it windy in Bergen?"],
-    "send_email": ["Email Bob that I am late", "Send a mail to alice@example.com", "Write to my boss by email"],
-    "get_stock_price": ["What is Apple's share price?", "AAPL quote now", "How much is a Tesla share?"],
-    "translate_text": ["Translate 'good morning' into German", "Say thank you in Japanese", "French for cheese?"],
-}
-
+from conftest import SMALL_TOOLS, tiny_records, write_tiny_data  # noqa: E402
 
 def _tokenize(text: str, special: bool) -> list[int]:
     return [ord(c) for c in text]  # a stand-in tokenizer: one id per character
-
-
-def tiny_records() -> list[dict]:
-    """Records in the generated format: each query with its tool (plain) and without it (no-tool)."""
-    records = []
-    tools = [t.to_dict() for t in SMALL_TOOLS]
-    for target, queries in QUERIES.items():
-        for query in queries:
-            others = [t for t in tools if t["name"] != target][:3]
-            with_target = [next(t for t in tools if t["name"] == target), *others]
-            records.append({"id": f"r{len(records)}", "query": query, "tools": with_target, "expected": target,
-                            "ranking": [target, "generate_response", *[t["name"] for t in others]],
-                            "case_type": "plain"})
-            records.append({"id": f"r{len(records)}", "query": query, "tools": others, "expected": None,
-                            "ranking": ["generate_response", *[t["name"] for t in others]],
-                            "case_type": "no-tool"})
-    return records
-
-
-def write_tiny_data(folder: Path) -> Path:
-    folder.mkdir(parents=True, exist_ok=True)
-    records = tiny_records()
-    (folder / "train.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records[:20]))
-    (folder / "dev.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records[20:]))
-    return folder
 
 
 def test_encoding_gives_one_prompt_per_candidate_and_the_gentool_answer():

@@ -1,0 +1,120 @@
+"""GGUF export of a trained selector: layout, parity with transformers, quantization, clear errors."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+gguf = pytest.importorskip("gguf")
+
+from gentool_router.errors import ModelLoadError, ModelNotFoundError  # noqa: E402
+from gentool_router.models import base_selector_gguf  # noqa: E402
+from gentool_router_quantize.adapter import permute_rotary_rows, read_base  # noqa: E402
+from gentool_router_quantize.lora import export_lora_gguf  # noqa: E402
+from gentool_router_quantize.writing import ExportError  # noqa: E402
+
+from conftest import tiny_records  # noqa: E402
+
+pytestmark = pytest.mark.slow
+
+
+def test_rotary_permutation_maps_transformers_q_and_k_to_llama_cpp():
+    """transformers un-permutes q/k when it loads the GGUF; our permutation must put them back exactly."""
+    from gguf.quants import dequantize
+    from safetensors.numpy import load_file
+
+    from gentool_router_train.base_model import plain_base_folder
+
+    folder = plain_base_folder()
+    weights = load_file(folder / "model.safetensors")
+    reader = gguf.GGUFReader(base_selector_gguf())
+    tensors = {t.name: t for t in reader.tensors}
+    base = read_base(base_selector_gguf())
+    for layer in (0, 17):
+        for hf, name, heads in (("q_proj", "attn_q", base.n_head), ("k_proj", "attn_k", base.n_head_kv)):
+            t = tensors[f"blk.{layer}.{name}.weight"]
+            from_gguf = dequantize(t.data, t.tensor_type).reshape(tuple(int(n) for n in reversed(list(t.shape))))
+            ours = permute_rotary_rows(weights[f"model.layers.{layer}.self_attn.{hf}.weight"], heads)
+            np.testing.assert_allclose(ours, from_gguf, atol=1e-6)
+
+
+def test_lora_gguf_has_llama_cpp_adapter_layout(tiny_run, tmp_path):
+    out = export_lora_gguf(tiny_run / "adapter", tmp_path / "a.gguf")
+    reader = gguf.GGUFReader(out)
+    assert reader.get_field("general.type").contents() == "adapter"
+    assert reader.get_field("adapter.type").contents() == "lora"
+    assert reader.get_field("gentool.prompt_version").contents() == "2"
+    names = {t.name for t in reader.tensors}
+    assert "blk.15.attn_q.weight.lora_a" in names and "blk.29.ffn_down.weight.lora_b" in names
+    assert not any(n.startswith("blk.14.") for n in names)  # LoRA on layers 15-29 only
+    a = next(t for t in reader.tensors if t.name == "blk.15.attn_q.weight.lora_a")
+    assert [int(n) for n in a.shape] == [576, 16]  # GGUF order: (in, r)
+
+
+def test_exported_selectors_choose_what_transformers_chooses(tiny_run, tmp_path):
+    from gentool_router_quantize.merge import export_merged_gguf, quantize_gguf
+    from gentool_router_quantize.parity import check_parity, reference_probabilities
+
+    records = tiny_records()[:8]
+    lora = export_lora_gguf(tiny_run / "adapter", tmp_path / "lora.gguf")
+    merged = export_merged_gguf(tiny_run / "adapter", tmp_path / "f16.gguf")
+    reference = reference_probabilities(tiny_run / "adapter", records)
+    for report in (check_parity("lora", reference, records, None, lora),
+                   check_parity("f16", reference, records, merged, None)):
+        assert report.agreement == 1.0, report.disagreements
+        assert report.max_probability_gap < 0.05
+    q8 = quantize_gguf(merged, tmp_path / "q8.gguf", "q8_0")
+    assert 0 < q8.stat().st_size < merged.stat().st_size
+
+
+def test_missing_adapter_is_a_clear_error(tmp_path):
+    with pytest.raises(ModelNotFoundError, match="no trained adapter"):
+        export_lora_gguf(tmp_path / "nothing", tmp_path / "a.gguf")
+
+
+def test_adapter_trained_on_another_base_is_refused(tiny_run, tmp_path):
+    run = tmp_path / "run"
+    shutil.copytree(tiny_run, run)
+    training = json.loads((run / "training.json").read_text())
+    training["base_gguf_sha256"] = "0" * 64
+    (run / "training.json").write_text(json.dumps(training))
+    with pytest.raises(ModelLoadError, match="another base model"):
+        export_lora_gguf(run / "adapter", tmp_path / "a.gguf")
+    assert not (tmp_path / "a.gguf").exists()
+
+
+def test_unwritable_output_is_a_clear_error_and_leaves_nothing(tiny_run, tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    with pytest.raises(ExportError, match="cannot write"):
+        export_lora_gguf(tiny_run / "adapter", blocker / "a.gguf")
+    assert blocker.read_text() == "x"
+
+
+def test_adapter_for_another_prompt_version_is_refused_before_loading(tmp_path):
+    from gentool_router import LlamaSelector
+
+    path = tmp_path / "old.gguf"
+    writer = gguf.GGUFWriter(path, "llama")
+    writer.add_type(gguf.GGUFType.ADAPTER)
+    writer.add_string("adapter.type", "lora")
+    writer.add_string("gentool.prompt_version", "1")
+    writer.add_tensor("blk.0.attn_q.weight.lora_a", np.zeros((16, 576), dtype=np.float32))
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    with pytest.raises(ModelLoadError, match="prompt format version 1"):
+        LlamaSelector(adapter_path=path)
+
+
+def test_metadata_reader_rejects_a_truncated_file(tmp_path):
+    from gentool_router.gguf_meta import read_gguf_metadata
+
+    data = base_selector_gguf().read_bytes()[:200]
+    (tmp_path / "cut.gguf").write_bytes(data)
+    with pytest.raises(ModelLoadError, match="corrupt GGUF metadata"):
+        read_gguf_metadata(tmp_path / "cut.gguf")
