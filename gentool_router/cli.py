@@ -128,6 +128,8 @@ def demo_command(model_path: Path | None, adapter_path: Path | None, n_threads: 
               help="GGUF for the gentool method (default: the packaged selector).")
 @click.option("--adapter", "adapter_path", type=click.Path(dir_okay=False, path_type=Path),
               help="GGUF LoRA adapter for the gentool method.")
+@click.option("--compare", "compare", multiple=True, metavar="NAME=ADAPTER",
+              help="Also evaluate the packaged base with this GGUF LoRA adapter as method NAME; repeatable.")
 @click.option("-k", "--k", "k", type=click.IntRange(min=1, max=64), default=5, show_default=True,
               help="Candidates retrieved per case.")
 @click.option("--threads", "n_threads", type=click.IntRange(min=1), help="CPU threads for the selector.")
@@ -138,8 +140,8 @@ def demo_command(model_path: Path | None, adapter_path: Path | None, n_threads: 
               help="Draw methods and scenarios side by side into this PNG (needs matplotlib).")
 @_friendly_errors
 def eval_command(cases: Path, index_dir: Path | None, methods: tuple[str, ...], model_path: Path | None,
-                 adapter_path: Path | None, k: int, n_threads: int | None, limit: int | None,
-                 json_out: Path | None, plot_out: Path | None) -> None:
+                 adapter_path: Path | None, compare: tuple[str, ...], k: int, n_threads: int | None,
+                 limit: int | None, json_out: Path | None, plot_out: Path | None) -> None:
     """Measure tool selection on CASES (JSONL: id, query, tools?, expected, scenario?)."""
     from tqdm.auto import tqdm
 
@@ -148,9 +150,20 @@ def eval_command(cases: Path, index_dir: Path | None, methods: tuple[str, ...], 
 
     loaded = load_cases(cases)[:limit]
     index = ToolIndex.load(index_dir) if index_dir is not None else None
+    extra = {}
+    for item in compare:
+        name, _, path = item.partition("=")
+        if not name or not path:
+            raise click.BadParameter(f"expected NAME=ADAPTER, got {item!r}", param_hint="--compare")
+        extra[name] = Path(path)
     summaries, records = {}, {}
-    for method in methods or ("gentool",):
-        selector = make_selector(method, model_path, adapter_path, n_threads)
+    for method in [*(methods or ([] if extra else ["gentool"])), *extra]:
+        if method in extra:
+            from .selector import LlamaSelector
+
+            selector = LlamaSelector(adapter_path=extra[method], n_threads=n_threads)
+        else:
+            selector = make_selector(method, model_path, adapter_path, n_threads)
         records[method] = evaluate(loaded, selector, k=k, index=index,
                                    progress=lambda items: tqdm(items, desc=method, unit="case"))
         summaries[method] = summarize(records[method])

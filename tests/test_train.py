@@ -86,3 +86,33 @@ def test_tiny_training_through_the_cli_changes_the_selector(tmp_path):
 
     again = CliRunner().invoke(main, args)
     assert again.exit_code == 1 and "already holds a finished run" in again.output
+
+
+@pytest.mark.slow
+def test_an_interrupted_run_resumes_from_its_checkpoint(tmp_path, monkeypatch):
+    from gentool_router_train import trainer
+
+    config = trainer.TrainConfig(data_dir=write_tiny_data(tmp_path / "data"), ranking_examples=12,
+                                 selection_examples=4, dev_examples=2, eval_every=0, checkpoint_every=1, threads=2)
+    real_loss, calls = trainer._loss, []
+
+    def failing_loss(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 3:
+            raise KeyboardInterrupt  # as if the user pressed Ctrl-C during step 3
+        return real_loss(*args, **kwargs)
+
+    monkeypatch.setattr(trainer, "_loss", failing_loss)
+    with pytest.raises(KeyboardInterrupt):
+        trainer.train(config, tmp_path / "run", show_progress=False, log=lambda _: None)
+    state = json.loads((tmp_path / "run" / "checkpoint" / "state.json").read_text())
+    assert (state["stage_index"], state["step"]) == (0, 2)
+
+    monkeypatch.setattr(trainer, "_loss", real_loss)
+    messages = []
+    summary = trainer.train(config, tmp_path / "run", show_progress=False, log=messages.append)
+    assert any("resuming" in m and "step 2" in m for m in messages)
+    steps = [e["step"] for e in map(json.loads, (tmp_path / "run" / "train_log.jsonl").read_text().splitlines())
+             if e["stage"] == "ranking" and "loss" in e]
+    assert steps == [3]  # ranking has 3 steps; the resumed run logged only the last
+    assert summary["dev"][-1]["stage"] == "selection"

@@ -173,7 +173,7 @@ def train(config: TrainConfig, out_dir: Path, *, show_progress: bool = True,
     for stage_index in range(progress.stage_index, len(config.stages)):
         stage = config.stages[stage_index]
         examples = [e for e in (encode_record(r, tokenize) for r in plan[stage])
-                    if max(len(row) for row in e.rows) <= config.max_prompt_tokens]
+                    if e.rows and max(len(row) for row in e.rows) <= config.max_prompt_tokens]
         batches = _batches(examples, config.batch_size, config.seed + stage_index)
         optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad],
                                       lr=config.learning_rate, weight_decay=0.0)
@@ -196,7 +196,7 @@ def train(config: TrainConfig, out_dir: Path, *, show_progress: bool = True,
             scheduler.step()
             optimizer.zero_grad(set_to_none=True)
             progress.seconds += time.perf_counter() - began
-            recent.append(float(loss))
+            recent.append(float(loss.detach()))
             bar.update(1)
             bar.set_postfix(loss=f"{sum(recent[-20:]) / len(recent[-20:]):.3f}")
             done = step + 1
