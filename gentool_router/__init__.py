@@ -14,6 +14,7 @@ from __future__ import annotations
 from .catalog import ToolCatalog, load_tools_jsonl
 from .errors import (
     CatalogError,
+    ConfigError,
     GentoolError,
     IndexFormatError,
     IndexMismatchError,
@@ -57,4 +58,5 @@ __all__ = [
     "ModelLoadError",
     "QueryError",
     "SelectorError",
+    "ConfigError",
 ]

@@ -17,6 +17,7 @@ __all__ = [
     "ModelLoadError",
     "QueryError",
     "SelectorError",
+    "ConfigError",
 ]
 
 
@@ -54,3 +55,7 @@ class QueryError(GentoolError, ValueError):
 
 class SelectorError(GentoolError):
     """The selector model failed while ranking candidates."""
+
+
+class ConfigError(GentoolError, ValueError):
+    """A setting is out of range or unknown (``k``, ``on_selector_error``, ``suspicious``)."""

@@ -24,6 +24,7 @@ from typing import Any, Callable, Iterable, Sequence
 from .embedder import Embedder, MiniLMEmbedder
 from .errors import CatalogError, GentoolError
 from .index import ToolIndex
+from .poison import SuspiciousPolicy
 from .results import Route
 from .router import ToolRouter
 from .selector import LlamaSelector, RetrievalSelector, Selector
@@ -116,8 +117,13 @@ def evaluate(
     index: ToolIndex | None = None,
     embedder: Embedder | None = None,
     progress: Callable[[Iterable[Any]], Iterable[Any]] = lambda items: items,
+    suspicious: SuspiciousPolicy | None = None,
 ) -> list[dict[str, Any]]:
-    """Route every case and return one record per case (prediction, ranking, candidates, timings)."""
+    """Route every case and return one record per case (prediction, ranking, candidates, timings).
+
+    ``suspicious`` is the policy for instruction-like descriptions in the cases' own tools (default
+    ``"neutralize"``, as for any catalogue; ``benchmarks/bench_poisoned.py`` compares it with ``"allow"``).
+    """
     embedder = embedder or (index.embedder if index is not None else MiniLMEmbedder())
     cache: dict[str, ToolIndex] = {}
     records = []
@@ -125,7 +131,7 @@ def evaluate(
         if case.tools is not None:
             key = hashlib.sha256(json.dumps([t.to_dict() for t in case.tools]).encode()).hexdigest()
             if key not in cache:
-                cache[key] = ToolIndex.build(case.tools, embedder, show_progress=False)
+                cache[key] = ToolIndex.build(case.tools, embedder, show_progress=False, suspicious=suspicious)
             case_index = cache[key]
         elif index is not None:
             case_index = index

@@ -24,10 +24,11 @@ import numpy as np
 
 from .catalog import ToolCatalog
 from .embedder import Embedder, MiniLMEmbedder
-from .errors import CatalogError, IndexFormatError, IndexMismatchError
+from .errors import CatalogError, ConfigError, IndexFormatError, IndexMismatchError
 from .persistence import atomic_folder, recover_interrupted_save, sha256_file
+from .poison import DEFAULT_POLICY, SUSPICIOUS_POLICIES, SuspiciousPolicy
 from .tool_text import TOOL_TEXT_VERSION, render_tool
-from .tools import Tool, tool_from_any
+from .tools import Tool
 
 __all__ = ["ToolIndex", "ScoredTool", "INDEX_FILE", "TOOLS_FILE", "MANIFEST_FILE"]
 
@@ -66,6 +67,8 @@ class ToolIndex:
 
     Args:
         embedder: Embeds tool texts and queries; defaults to the packaged all-MiniLM-L6-v2.
+        suspicious: Policy for instruction-like text in descriptions, applied before a tool is rendered and
+            embedded (``"neutralize"``, ``"warn"``, ``"allow"``; see :class:`ToolCatalog`). Saved in the manifest.
 
     Example:
         >>> index = ToolIndex.build([{"name": "get_weather", "description": "Weather forecast for a city"},
@@ -74,11 +77,11 @@ class ToolIndex:
         'get_weather'
     """
 
-    def __init__(self, embedder: Embedder | None = None) -> None:
+    def __init__(self, embedder: Embedder | None = None, *, suspicious: SuspiciousPolicy = DEFAULT_POLICY) -> None:
+        self._catalog = ToolCatalog(suspicious=suspicious)
         self.embedder: Embedder = embedder if embedder is not None else MiniLMEmbedder()
         faiss = _faiss()
         self._faiss_index = faiss.IndexIDMap2(faiss.IndexFlatIP(self.embedder.dimension))
-        self._catalog = ToolCatalog()
         self._ids: dict[str, int] = {}
         self._texts: dict[str, str] = {}
         self._by_id: dict[int, str] = {}
@@ -93,18 +96,27 @@ class ToolIndex:
         embedder: Embedder | None = None,
         *,
         show_progress: bool | None = None,
+        suspicious: SuspiciousPolicy | None = None,
     ) -> "ToolIndex":
-        """Embed a whole catalogue. A progress bar shows by default from :data:`PROGRESS_THRESHOLD` tools."""
-        catalog = tools if isinstance(tools, ToolCatalog) else ToolCatalog.from_tools(tools)
+        """Embed a whole catalogue. A progress bar shows by default from :data:`PROGRESS_THRESHOLD` tools.
+
+        ``suspicious`` defaults to the policy of ``tools`` when it is a :class:`ToolCatalog` (whose tools were
+        screened already), else to ``"neutralize"``.
+        """
+        if isinstance(tools, ToolCatalog):
+            catalog, policy = tools, suspicious or tools.suspicious
+        else:
+            policy = suspicious or DEFAULT_POLICY
+            catalog = ToolCatalog.from_tools(tools, suspicious="allow")  # screened once, by index.add below
         if len(catalog) == 0:
             raise CatalogError("the tool catalogue is empty: give at least one tool")
-        index = cls(embedder)
+        index = cls(embedder, suspicious=policy)
         index.add(list(catalog), show_progress=show_progress)
         return index
 
     def add(self, tools: Iterable[Any], *, show_progress: bool | None = None) -> list[int]:
         """Add tools (any supported form) and return their new ids; existing names are an error."""
-        new_tools = [tool_from_any(t) for t in tools]
+        new_tools = [self._catalog.prepare(t) for t in tools]
         names = [t.name for t in new_tools]
         with self._lock:
             clashes = sorted({n for n in names if n in self._ids} | {n for n in names if names.count(n) > 1})
@@ -119,7 +131,7 @@ class ToolIndex:
             ids = np.arange(self._next_id, self._next_id + len(new_tools), dtype=np.int64)
             self._faiss_index.add_with_ids(np.ascontiguousarray(vectors, dtype=np.float32), ids)
             for tool, text, tool_id in zip(new_tools, texts, ids.tolist()):
-                self._catalog.add(tool)
+                self._catalog.add(tool, screen=False)
                 self._ids[tool.name] = tool_id
                 self._by_id[tool_id] = tool.name
                 self._texts[tool.name] = text
@@ -147,8 +159,8 @@ class ToolIndex:
 
     def search_vectors(self, vectors: np.ndarray, k: int) -> list[list[ScoredTool]]:
         """Nearest tools for each row of ``vectors`` (already embedded queries)."""
-        if k < 1:
-            raise ValueError(f"k must be at least 1, got {k}")
+        if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+            raise ConfigError(f"k must be a positive integer, got {k!r}")
         with self._lock:
             if len(self) == 0:
                 raise CatalogError("the index holds no tools")
@@ -166,6 +178,11 @@ class ToolIndex:
     @property
     def catalog(self) -> ToolCatalog:
         return self._catalog
+
+    @property
+    def suspicious(self) -> SuspiciousPolicy:
+        """The policy applied to instruction-like text in the descriptions of tools added to this index."""
+        return self._catalog.suspicious
 
     def tool_text(self, name: str) -> str:
         """The canonical text of a tool in the index (what was embedded and what the selector sees)."""
@@ -207,6 +224,7 @@ class ToolIndex:
                     "created_with": f"gentool-router {package_version()}",
                     "embedder": {"model_id": self.embedder.model_id, "dimension": self.embedder.dimension},
                     "tool_text_version": TOOL_TEXT_VERSION,
+                    "suspicious": self.suspicious,
                     "count": len(self),
                     "next_id": self._next_id,
                     "files": {
@@ -232,8 +250,10 @@ class ToolIndex:
         folder = Path(path)
         recover_interrupted_save(folder)
         manifest = read_manifest(folder)
-        index = cls(embedder)
-        stored = manifest.get("embedder", {})
+        # Tools are stored as screened when they were added: loading never screens them again (their text must
+        # stay the one that was embedded); the saved policy applies to tools added from now on.
+        index = cls(embedder, suspicious=manifest.get("suspicious", DEFAULT_POLICY))
+        stored = manifest["embedder"]
         if stored.get("model_id") != index.embedder.model_id or stored.get("dimension") != index.embedder.dimension:
             raise IndexMismatchError(
                 f"{folder} was built with embedder {stored.get('model_id')!r} ({stored.get('dimension')} dims), "
@@ -257,7 +277,7 @@ class ToolIndex:
             )
         index._faiss_index = faiss_index
         for tool_id, tool in records:
-            index._catalog.add(tool)
+            index._catalog.add(tool, screen=False)
             index._ids[tool.name] = tool_id
             index._by_id[tool_id] = tool.name
             index._texts[tool.name] = render_tool(tool)
@@ -283,6 +303,10 @@ def read_manifest(folder: Path) -> dict[str, Any]:
             f"{folder} has index format version {manifest.get('format_version')}, this gentool-router reads "
             f"version {FORMAT_VERSION}: rebuild the index with `gentool-router index`"
         )
+    if not isinstance(manifest.get("embedder"), dict):
+        raise IndexFormatError(f"{manifest_path} does not name the embedder the index was built with")
+    if not isinstance(manifest.get("next_id", 0), int) or manifest.get("suspicious", DEFAULT_POLICY) not in SUSPICIOUS_POLICIES:
+        raise IndexFormatError(f"{manifest_path} has an invalid 'next_id' or 'suspicious' entry")
     files = manifest.get("files")
     if not isinstance(files, dict) or INDEX_FILE not in files or TOOLS_FILE not in files:
         raise IndexFormatError(f"{manifest_path} does not list the index files")
@@ -297,14 +321,17 @@ def read_manifest(folder: Path) -> dict[str, Any]:
 
 def _read_tool_records(path: Path) -> list[tuple[int, Tool]]:
     records: list[tuple[int, Tool]] = []
-    with path.open("r", encoding="utf-8") as handle:
-        for number, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            try:
-                data = json.loads(line)
-                records.append((int(data["id"]), Tool.from_dict(data["tool"])))
-            except (ValueError, KeyError, TypeError) as exc:
-                raise IndexFormatError(f"{path}:{number}: bad tool record ({exc})") from None
+    try:
+        lines = path.read_text(encoding="utf-8").split("\n")  # not splitlines(): schemas may hold U+2028
+    except UnicodeDecodeError as exc:
+        raise IndexFormatError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            data = json.loads(line)
+            records.append((int(data["id"]), Tool.from_dict(data["tool"])))
+        except (ValueError, KeyError, TypeError) as exc:
+            raise IndexFormatError(f"{path}:{number}: bad tool record ({exc})") from None
     return records
 

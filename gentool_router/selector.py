@@ -227,6 +227,14 @@ def _check_gguf(path: Path, what: str) -> None:
         raise ModelLoadError(f"cannot read {what} file {path}: {exc.strerror}") from exc
     if magic != b"GGUF":
         raise ModelLoadError(f"{what} file {path} is not a GGUF file (bad magic bytes {magic!r})")
+    if what == "adapter":
+        # llama.cpp accepts a GGUF without tensors as an adapter and silently routes with the bare base model
+        from .gguf_meta import read_gguf_metadata
+
+        kind = read_gguf_metadata(path, "general.type").get("general.type")
+        if kind != "adapter":
+            raise ModelLoadError(f"adapter file {path} is not a LoRA adapter (its GGUF general.type is {kind!r}, "
+                                 "not 'adapter'): export one with `gentool-router export`")
 
 
 def _check_versions(path: Path) -> None:

@@ -233,7 +233,7 @@ def _is_langchain_tool(obj: Any) -> bool:
 def _validate_name(name: Any) -> None:
     if not isinstance(name, str):
         raise ToolValidationError(f"tool name must be a string, got {type(name).__name__}")
-    if not TOOL_NAME_PATTERN.match(name):
+    if not TOOL_NAME_PATTERN.fullmatch(name):  # match() would let a trailing newline through ("$")
         raise ToolValidationError(
             f"tool name {name!r} is invalid: use 1-64 letters, digits, '_' or '-' (no spaces or dots)"
         )
@@ -255,6 +255,8 @@ def _validate_parameters(tool_name: str, parameters: Any) -> dict[str, Any]:
     for arg, schema in properties.items():
         if not isinstance(arg, str) or not arg.strip():
             raise ToolValidationError(f"tool {tool_name!r}: parameter names must be non-empty strings")
+        if not arg.isprintable():  # a newline in a name would break the one-line tool text
+            raise ToolValidationError(f"tool {tool_name!r}: parameter name {arg!r} holds control characters")
         if not isinstance(schema, Mapping):
             raise ToolValidationError(f"tool {tool_name!r}: parameter {arg!r} must be a JSON-schema object")
     required = parameters.get("required", [])
@@ -275,6 +277,9 @@ def _validate_returns(tool_name: str, returns: Any) -> dict[str, Any] | None:
         return None
     if not isinstance(returns, Mapping):
         raise ToolValidationError(f"tool {tool_name!r}: returns must be an object of field name to schema")
+    for key in map(str, returns):
+        if not key.strip() or not key.isprintable():
+            raise ToolValidationError(f"tool {tool_name!r}: returned field names must be non-empty printable strings")
     result = _thaw(returns)
     _check_json(tool_name, result)
     return result or None
@@ -289,10 +294,17 @@ def _check_json(tool_name: str, value: Any) -> None:
 
 def _thaw(value: Any) -> Any:
     """Deep copy of JSON-like data into plain dicts and lists (schemas stay immutable-by-convention)."""
+    try:
+        return _thaw_nested(value)
+    except RecursionError:
+        raise ToolValidationError("schema is nested too deeply") from None
+
+
+def _thaw_nested(value: Any) -> Any:
     if isinstance(value, Mapping):
-        return {str(k): _thaw(v) for k, v in value.items()}
+        return {str(k): _thaw_nested(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_thaw(v) for v in value]
+        return [_thaw_nested(v) for v in value]
     if isinstance(value, float) and not math.isfinite(value):
         raise ToolValidationError("schemas may not hold NaN or infinite numbers")
     return value
