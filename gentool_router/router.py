@@ -13,15 +13,19 @@ import os
 import threading
 import time
 from pathlib import Path
-from typing import Any, Iterable, Literal, Sequence
+from typing import TYPE_CHECKING, Any, Iterable, Literal, Sequence
 
 from .catalog import ToolCatalog
 from .embedder import Embedder
-from .errors import IndexFormatError, QueryError, SelectorError
+from .errors import ConfigError, IndexFormatError, QueryError, SelectorError
 from .index import ScoredTool, ToolIndex
+from .poison import SuspiciousPolicy
 from .results import Candidate, Route, StageTimings
 from .selector import LlamaSelector, RetrievalSelector, Selector
 from .tools import NO_TOOL
+
+if TYPE_CHECKING:
+    from .langchain import ToolRouterRetriever, ToolRouterRunnable
 
 __all__ = ["ToolRouter", "ROUTER_FILE", "DEFAULT_K"]
 
@@ -63,10 +67,10 @@ class ToolRouter:
         on_selector_error: Fallback = "retrieval",
         selector_options: dict[str, Any] | None = None,
     ) -> None:
-        if not isinstance(k, int) or k < 1:
-            raise ValueError(f"k must be a positive integer, got {k!r}")
+        if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+            raise ConfigError(f"k must be a positive integer, got {k!r}")
         if on_selector_error not in ("retrieval", "raise"):
-            raise ValueError("on_selector_error must be 'retrieval' or 'raise'")
+            raise ConfigError(f"on_selector_error must be 'retrieval' or 'raise', got {on_selector_error!r}")
         self.index = index
         self.k = k
         self.on_selector_error = on_selector_error
@@ -89,13 +93,15 @@ class ToolRouter:
         k: int = DEFAULT_K,
         on_selector_error: Fallback = "retrieval",
         show_progress: bool | None = None,
+        suspicious: SuspiciousPolicy | None = None,
     ) -> "ToolRouter":
         """Build a router over ``tools`` (LangChain tools, functions, OpenAI dicts, :class:`Tool` s).
 
         ``model_path``/``adapter_path``/``n_threads``/``n_gpu_layers`` configure the default
-        :class:`LlamaSelector`; pass ``selector`` to use another one.
+        :class:`LlamaSelector`; pass ``selector`` to use another one. ``suspicious`` is the policy for
+        instruction-like text in descriptions (default ``"neutralize"``; see :class:`ToolCatalog`).
         """
-        index = ToolIndex.build(tools, embedder, show_progress=show_progress)
+        index = ToolIndex.build(tools, embedder, show_progress=show_progress, suspicious=suspicious)
         options = _selector_options(model_path, adapter_path, n_threads, n_gpu_layers)
         return cls(index, selector, k=k, on_selector_error=on_selector_error, selector_options=options)
 
@@ -115,6 +121,8 @@ class ToolRouter:
 
     def route_batch(self, queries: Sequence[str]) -> list[Route]:
         """Route several queries; their embeddings are computed in one call."""
+        if isinstance(queries, (str, bytes)):
+            raise QueryError("route_batch takes a list of queries, got a single string: use route()")
         queries = [_clean_query(q) for q in queries]
         if not queries:
             return []
@@ -164,6 +172,24 @@ class ToolRouter:
             fallback=fallback_reason is not None,
             fallback_reason=fallback_reason,
         )
+
+    # ----------------------------------------------------------- LangChain
+    def as_retriever(self, k: int | None = None) -> "ToolRouterRetriever":
+        """A LangChain retriever returning the ranked tools as ``Document`` s (needs the ``langchain`` extra).
+
+        ``k`` defaults to this router's ``k`` (more than that is never returned).
+        """
+        from .langchain import ToolRouterRetriever  # LangChain is imported only by those who use it
+
+        if k is not None and (isinstance(k, bool) or not isinstance(k, int) or k < 1):
+            raise ConfigError(f"k must be a positive integer, got {k!r}")
+        return ToolRouterRetriever(router=self, k=self.k if k is None else k)
+
+    def as_runnable(self) -> "ToolRouterRunnable":
+        """This router as a LangChain ``Runnable[str, Route]``; ``batch`` routes with one embedding call."""
+        from .langchain import ToolRouterRunnable
+
+        return ToolRouterRunnable(self)
 
     # ------------------------------------------------------------- editing
     def add_tools(self, tools: Iterable[Any]) -> None:
@@ -274,4 +300,13 @@ def _read_router_settings(folder: Path) -> dict[str, Any]:
         raise IndexFormatError(f"{path} is corrupt: {exc}") from None
     if not isinstance(settings, dict):
         raise IndexFormatError(f"{path} must hold a JSON object")
+    k = settings.get("k", DEFAULT_K)
+    if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+        raise IndexFormatError(f"{path}: 'k' must be a positive integer, got {k!r}")
+    if settings.get("on_selector_error", "retrieval") not in ("retrieval", "raise"):
+        raise IndexFormatError(f"{path}: 'on_selector_error' must be 'retrieval' or 'raise'")
+    selector = settings.get("selector", {})
+    if (not isinstance(selector, dict) or not isinstance(selector.get("n_gpu_layers", 0), int)
+            or not all(isinstance(selector.get(key), (str, type(None))) for key in ("model_path", "adapter_path"))):
+        raise IndexFormatError(f"{path}: 'selector' must be an object with model_path, adapter_path and n_gpu_layers")
     return settings
