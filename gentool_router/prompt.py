@@ -146,9 +146,13 @@ def encode_parts(parts: Sequence[PromptPart], tokenize: Callable[[str, bool], li
     return ids
 
 
-def choice_probabilities(scores: Sequence[float]) -> list[float]:
-    """Softmax over the candidates' scores followed by :data:`NO_TOOL_SCORE` (the last entry: no tool)."""
-    values = [*scores, NO_TOOL_SCORE]
+def choice_probabilities(scores: Sequence[float], no_tool_score: float = NO_TOOL_SCORE) -> list[float]:
+    """Softmax over the candidates' scores followed by the no-tool score (the last entry: no tool).
+
+    A trained model may carry its own no-tool score, calibrated on held-out dev data (``gentool.no_tool_score``
+    in its GGUF); :data:`NO_TOOL_SCORE` is what training uses.
+    """
+    values = [*scores, no_tool_score]
     top = max(values)
     exps = [math.exp(v - top) for v in values]
     total = sum(exps)

@@ -20,7 +20,16 @@ from typing import Any, Protocol, Sequence
 
 from .errors import ModelLoadError, ModelNotFoundError, SelectorError
 from .models import base_selector_gguf, default_adapter
-from .prompt import ANSWER_NO, ANSWER_YES, MAX_CANDIDATES, build_prompt, choice_probabilities, encode_parts, prefix_parts
+from .prompt import (
+    ANSWER_NO,
+    ANSWER_YES,
+    MAX_CANDIDATES,
+    NO_TOOL_SCORE,
+    build_prompt,
+    choice_probabilities,
+    encode_parts,
+    prefix_parts,
+)
 from .results import Choice, Selection
 from .tools import NO_TOOL
 
@@ -62,6 +71,8 @@ class LlamaSelector:
         adapter_path: GGUF LoRA adapter applied over ``model_path``. By default the packaged GenTool adapter
             when ``model_path`` is the packaged base (a merged export needs none); ``None`` for no adapter
             (the un-tuned base model).
+        no_tool_score: Score a candidate must beat to be chosen over ``generate_response``; default: the value
+            calibrated on dev data stored in the adapter or model, else :data:`~gentool_router.prompt.NO_TOOL_SCORE`.
         n_threads: CPU threads; defaults to the cores available to this process.
         n_gpu_layers: Layers to offload to a GPU (needs a GPU build of llama-cpp-python).
         n_ctx: Context size in tokens (the prefix, a query and one candidate must fit).
@@ -84,6 +95,7 @@ class LlamaSelector:
         n_threads: int | None = None,
         n_gpu_layers: int = 0,
         n_ctx: int = 4096,
+        no_tool_score: float | None = None,
         verbose: bool = False,
     ) -> None:
         if isinstance(adapter_path, str) and adapter_path == DEFAULT_ADAPTER:
@@ -91,10 +103,12 @@ class LlamaSelector:
         self.model_path = Path(model_path) if model_path is not None else base_selector_gguf()
         self.adapter_path = Path(adapter_path) if adapter_path is not None else None
         _check_gguf(self.model_path, "model")
-        _check_versions(self.model_path)
+        calibrated = _check_versions(self.model_path)
         if self.adapter_path is not None:
             _check_gguf(self.adapter_path, "adapter")
-            _check_versions(self.adapter_path)
+            calibrated = _check_versions(self.adapter_path)
+        self.no_tool_score = float(no_tool_score if no_tool_score is not None else
+                                   calibrated if calibrated is not None else NO_TOOL_SCORE)
         self.n_threads = n_threads or default_threads()
         self.n_gpu_layers = n_gpu_layers
         self._lock = threading.Lock()
@@ -154,7 +168,7 @@ class LlamaSelector:
             )
         with self._lock:
             logit_gaps = self._score_candidates(query_ids, candidate_ids)
-        probabilities = choice_probabilities(logit_gaps)
+        probabilities = choice_probabilities(logit_gaps, self.no_tool_score)
         ranking = tuple(sorted((Choice(name, p) for name, p in zip([*names, NO_TOOL], probabilities)),
                                key=lambda c: -c.score))
         return Selection(
@@ -237,8 +251,11 @@ def _check_gguf(path: Path, what: str) -> None:
                                  "not 'adapter'): export one with `gentool-router export`")
 
 
-def _check_versions(path: Path) -> None:
-    """A model or adapter exported by gentool-router records its prompt and tool-text versions; they must match."""
+def _check_versions(path: Path) -> float | None:
+    """A model or adapter exported by gentool-router records its prompt and tool-text versions; they must match.
+
+    Returns the file's calibrated no-tool score, if it has one.
+    """
     from .gguf_meta import read_gguf_metadata
     from .prompt import PROMPT_VERSION
     from .tool_text import TOOL_TEXT_VERSION
@@ -251,6 +268,8 @@ def _check_versions(path: Path) -> None:
                 f"{path.name} was trained for {what} version {meta[key]}, this gentool-router uses version "
                 f"{current}: retrain it (gentool-router train) or use the gentool-router version it was made with"
             )
+    value = meta.get("gentool.no_tool_score")
+    return float(value) if isinstance(value, (int, float)) and math.isfinite(value) else None
 
 
 def _load_llama(

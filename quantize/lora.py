@@ -25,6 +25,7 @@ GENTOOL_KEYS = {
     "prompt_version": "gentool.prompt_version",
     "tool_text_version": "gentool.tool_text_version",
     "base_sha256": "gentool.base_sha256",
+    "no_tool_score": "gentool.no_tool_score",
 }
 
 _DTYPES = {"f32": np.float32, "f16": np.float16}
@@ -72,3 +73,5 @@ def _add_provenance(writer: object, training: dict, base_sha: str) -> None:
     writer.add_string(GENTOOL_KEYS["prompt_version"], str(training.get("prompt_version", PROMPT_VERSION)))
     writer.add_string(GENTOOL_KEYS["tool_text_version"], str(training.get("tool_text_version", TOOL_TEXT_VERSION)))
     writer.add_string(GENTOOL_KEYS["base_sha256"], base_sha)
+    if isinstance(training.get("no_tool_score"), (int, float)):
+        writer.add_float32(GENTOOL_KEYS["no_tool_score"], float(training["no_tool_score"]))

@@ -38,7 +38,7 @@ from gentool_router.tool_text import TOOL_TEXT_VERSION
 from .base_model import gguf_sha256, load_base
 from .encode import STAGES, Example, answer_ids, encode_record, hf_tokenize, load_records, sample_balanced
 
-__all__ = ["TrainConfig", "train", "choice_accuracy", "choice_scores", "selection_loss", "ranking_loss", "LORA_TARGETS", "ADAPTER_DIR", "TRAINING_JSON"]
+__all__ = ["TrainConfig", "train", "calibrate_run", "calibrate_no_tool_score", "choice_accuracy", "choice_scores", "selection_loss", "ranking_loss", "LORA_TARGETS", "ADAPTER_DIR", "TRAINING_JSON"]
 
 LORA_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 ADAPTER_DIR = "adapter"
@@ -222,6 +222,8 @@ def train(config: TrainConfig, out_dir: Path, *, show_progress: bool = True,
         progress.step = 0
         _save_checkpoint(model, optimizer, scheduler, checkpoint, config, stage_index + 1, 0, progress)
 
+    no_tool_score, calibrated_accuracy = calibrate_no_tool_score(model, dev_all, answers, device)
+    log(f"no-tool score calibrated on dev: {no_tool_score:.3f} (dev accuracy {calibrated_accuracy:.3f})")
     adapter_dir = out_dir / ADAPTER_DIR
     staging = out_dir / f".{ADAPTER_DIR}.staging"
     shutil.rmtree(staging, ignore_errors=True)
@@ -238,6 +240,8 @@ def train(config: TrainConfig, out_dir: Path, *, show_progress: bool = True,
         "device": device,
         "threads": torch.get_num_threads(),
         "dev": progress.history,
+        "no_tool_score": no_tool_score,
+        "dev_accuracy_calibrated": calibrated_accuracy,
     }
     _write_json(out_dir / TRAINING_JSON, summary)
     shutil.rmtree(checkpoint, ignore_errors=True)
@@ -265,6 +269,63 @@ def choice_accuracy(model: Any, examples: Sequence[Example], answers: tuple[int,
         "accuracy": correct / max(1, len(examples)),
         "per_case_type": {t: round(h / n, 4) for t, (h, n) in sorted(by_type.items())},
     }
+
+
+def calibrate_no_tool_score(model: Any, examples: Sequence[Example], answers: tuple[int, int],
+                            device: str) -> tuple[float, float]:
+    """The no-tool score that maximises dev accuracy, and that accuracy.
+
+    Training fixes the no-tool score at :data:`~gentool_router.prompt.NO_TOOL_SCORE`; where the model ends up
+    slightly too eager or too shy to abstain, moving the threshold on held-out dev data corrects it without
+    touching the weights. Ties go to the value closest to the training value.
+    """
+    import torch
+
+    from gentool_router.prompt import NO_TOOL_SCORE
+
+    model.eval()
+    best: list[tuple[float, int]] = []  # (best candidate score, whether it is the target or -1 when no tool is)
+    with torch.no_grad():
+        for start in range(0, len(examples), 8):
+            chunk = examples[start:start + 8]
+            for example, scores in zip(chunk, choice_scores(model, chunk, answers, 0, device)):
+                candidates = scores[:-1]
+                if len(candidates) == 0:
+                    best.append((float("-inf"), -1 if example.target == 0 else 0))
+                    continue
+                top = int(torch.argmax(candidates))
+                no_tool = example.target == len(candidates)
+                best.append((float(candidates[top]), -1 if no_tool else int(top == example.target)))
+    if not best:
+        return NO_TOOL_SCORE, 0.0
+
+    def accuracy(threshold: float) -> float:
+        hits = sum((score <= threshold) if label == -1 else (score > threshold and label == 1) for score, label in best)
+        return hits / len(best)
+
+    finite = sorted({score for score, _ in best if math.isfinite(score)})
+    cuts = [NO_TOOL_SCORE] + [(a + b) / 2 for a, b in zip(finite, finite[1:])]
+    threshold = max(cuts, key=lambda t: (round(accuracy(t), 9), -abs(t - NO_TOOL_SCORE)))
+    return float(threshold), accuracy(threshold)
+
+
+def calibrate_run(run_dir: Path, threads: int | None = None) -> dict[str, Any]:
+    """Calibrate the no-tool score of a finished run (its adapter over the base) and record it in training.json."""
+    import torch
+    from peft import PeftModel
+
+    run_dir = Path(run_dir)
+    summary = json.loads((run_dir / TRAINING_JSON).read_text(encoding="utf-8"))
+    config = summary["config"]
+    torch.set_num_threads(threads or default_threads())
+    model, tokenizer = load_base(Path(config["base_gguf"]) if config.get("base_gguf") else None)
+    model = PeftModel.from_pretrained(model, str(run_dir / ADAPTER_DIR))
+    tokenize = hf_tokenize(tokenizer)
+    dev = [encode_record(r, tokenize) for r in load_records(Path(config["data_dir"]) / "dev.jsonl")]
+    summary["no_tool_score"], summary["dev_accuracy_calibrated"] = calibrate_no_tool_score(
+        model, dev, answer_ids(tokenize), "cpu")
+    _write_json(run_dir / TRAINING_JSON, summary)
+    return summary
 
 
 # ------------------------------------------------------------------ helpers
