@@ -228,6 +228,11 @@ def generate_data_command(out: Path, **settings: Any) -> None:
     click.echo(f"Written to {out}")
 
 
+# The train options' defaults are TrainConfig's, so the CLI and the Python API cannot disagree (the trainer
+# module imports torch and peft only when training runs).
+from gentool_router_train.trainer import TrainConfig as _TRAIN_DEFAULTS  # noqa: E402
+
+
 @main.command("train")
 @click.option("--data", "data_dir", required=True, type=click.Path(exists=True, file_okay=False, path_type=Path),
               help="Folder from generate-data (train.jsonl, dev.jsonl).")
@@ -235,22 +240,27 @@ def generate_data_command(out: Path, **settings: Any) -> None:
               help="Run folder: adapter/, training.json, train_log.jsonl; a checkpoint/ while running.")
 @click.option("--stages", type=click.Choice(["two-stage", "selection-only"]), default="two-stage", show_default=True,
               help="GenTool's ranking then selection, or stage 2 (selection) alone.")
-@click.option("--ranking-examples", type=click.IntRange(min=1), default=1200, show_default=True,
+@click.option("--ranking-examples", type=click.IntRange(min=1), default=_TRAIN_DEFAULTS.ranking_examples,
+              show_default=True,
               help="Records trained on in stage 1 (ranking).")
-@click.option("--selection-examples", type=click.IntRange(min=1), default=2400, show_default=True,
+@click.option("--selection-examples", type=click.IntRange(min=1), default=_TRAIN_DEFAULTS.selection_examples,
+              show_default=True,
               help="Records trained on in stage 2 (selection), none of stage 1's.")
-@click.option("--batch-size", type=click.IntRange(min=1), default=4, show_default=True)
-@click.option("--learning-rate", type=click.FloatRange(min=0, min_open=True), default=5e-4, show_default=True)
-@click.option("--lora-r", type=click.IntRange(min=1), default=16, show_default=True)
-@click.option("--lora-alpha", type=click.IntRange(min=1), default=32, show_default=True)
-@click.option("--lora-first-layer", type=click.IntRange(min=0), default=15, show_default=True,
+@click.option("--batch-size", type=click.IntRange(min=1), default=_TRAIN_DEFAULTS.batch_size, show_default=True)
+@click.option("--learning-rate", type=click.FloatRange(min=0, min_open=True), default=_TRAIN_DEFAULTS.learning_rate,
+              show_default=True)
+@click.option("--lora-r", type=click.IntRange(min=1), default=_TRAIN_DEFAULTS.lora_r, show_default=True)
+@click.option("--lora-alpha", type=click.IntRange(min=1), default=_TRAIN_DEFAULTS.lora_alpha, show_default=True)
+@click.option("--lora-first-layer", type=click.IntRange(min=0), default=_TRAIN_DEFAULTS.lora_first_layer,
+              show_default=True,
               help="LoRA on this layer and above only (backward stops there); 0 for all layers.")
-@click.option("--dev-examples", type=click.IntRange(min=1), default=120, show_default=True,
+@click.option("--dev-examples", type=click.IntRange(min=1), default=_TRAIN_DEFAULTS.dev_examples, show_default=True,
               help="Dev records for the periodic accuracy check (each stage ends with all of them).")
-@click.option("--eval-every", type=click.IntRange(min=0), default=150, show_default=True,
+@click.option("--eval-every", type=click.IntRange(min=0), default=_TRAIN_DEFAULTS.eval_every, show_default=True,
               help="Steps between dev checks (0: only at the end of each stage).")
-@click.option("--checkpoint-every", type=click.IntRange(min=1), default=50, show_default=True)
-@click.option("--seed", default=0, show_default=True)
+@click.option("--checkpoint-every", type=click.IntRange(min=1), default=_TRAIN_DEFAULTS.checkpoint_every,
+              show_default=True)
+@click.option("--seed", default=_TRAIN_DEFAULTS.seed, show_default=True)
 @click.option("--threads", type=click.IntRange(min=1), help="CPU threads (default: the cores available).")
 @click.option("--base", "base_gguf", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="Base model GGUF (default: the packaged SmolLM2-135M-Instruct).")

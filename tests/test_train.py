@@ -118,7 +118,7 @@ def test_an_interrupted_run_resumes_from_its_checkpoint(tmp_path, monkeypatch):
     assert summary["dev"][-1]["stage"] == "selection"
 
 
-def test_no_tool_score_calibration_picks_the_threshold_that_fits_dev(monkeypatch):
+def test_no_tool_score_calibration_picks_the_threshold_that_fits_dev():
     from gentool_router_train import trainer
     from gentool_router_train.encode import Example
 
@@ -127,7 +127,6 @@ def test_no_tool_score_calibration_picks_the_threshold_that_fits_dev(monkeypatch
              (Example(((1,), (2,)), (1, 0, 2), 1, "plain"), [0.1, 0.8]),
              (Example(((1,), (2,)), (2, 0, 1), 2, "no-tool"), [0.5, 0.3]),
              (Example(((1,), (2,)), (2, 0, 1), 2, "no-tool"), [-1.0, -2.0])]
-    scores = {id(e): torch.tensor([*s, 0.0]) for e, s in cases}
-    monkeypatch.setattr(trainer, "choice_scores", lambda model, batch, *a: [scores[id(e)] for e in batch])
-    threshold, accuracy = trainer.calibrate_no_tool_score(torch.nn.Identity(), [e for e, _ in cases], (0, 1), "cpu")
+    scores = [torch.tensor([*s, 0.0]) for _, s in cases]
+    threshold, accuracy = trainer.calibrate_no_tool_score([e for e, _ in cases], scores)
     assert 0.5 <= threshold < 0.8 and accuracy == 1.0  # at 0 the no-tool case scoring 0.5 would be missed

@@ -10,7 +10,6 @@ saved as a plain folder in the cache (loads in about a second after that).
 
 from __future__ import annotations
 
-import hashlib
 import os
 import shutil
 import tempfile
@@ -19,6 +18,7 @@ from typing import Any
 
 from gentool_router.errors import ModelLoadError
 from gentool_router.models import base_selector_gguf
+from gentool_router.persistence import sha256_file
 
 __all__ = ["cache_root", "plain_base_folder", "load_base", "gguf_sha256"]
 
@@ -29,11 +29,8 @@ def cache_root() -> Path:
 
 
 def gguf_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+    """Checksum of a base GGUF: names its cached folder and ties a trained adapter to its base."""
+    return sha256_file(Path(path))
 
 
 def plain_base_folder(gguf_path: Path | None = None) -> Path:

@@ -38,7 +38,10 @@ from gentool_router.tool_text import TOOL_TEXT_VERSION
 from .base_model import gguf_sha256, load_base
 from .encode import STAGES, Example, answer_ids, encode_record, hf_tokenize, load_records, sample_balanced
 
-__all__ = ["TrainConfig", "train", "calibrate_run", "calibrate_no_tool_score", "choice_accuracy", "choice_scores", "selection_loss", "ranking_loss", "LORA_TARGETS", "ADAPTER_DIR", "TRAINING_JSON"]
+__all__ = [
+    "TrainConfig", "train", "calibrate_run", "calibrate_no_tool_score", "choice_accuracy", "dev_scores",
+    "choice_scores", "selection_loss", "ranking_loss", "LORA_TARGETS", "ADAPTER_DIR", "TRAINING_JSON",
+]
 
 LORA_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 ADAPTER_DIR = "adapter"
@@ -170,6 +173,7 @@ def train(config: TrainConfig, out_dir: Path, *, show_progress: bool = True,
         raise GentoolError(f"{out_dir} already holds a finished run; choose another --out folder")
 
     log_path = out_dir / _LOG
+    final_scores = None
     for stage_index in range(progress.stage_index, len(config.stages)):
         stage = config.stages[stage_index]
         examples = [e for e in (encode_record(r, tokenize) for r in plan[stage])
@@ -213,8 +217,9 @@ def train(config: TrainConfig, out_dir: Path, *, show_progress: bool = True,
             if done % config.checkpoint_every == 0 and done < len(batches):
                 _save_checkpoint(model, optimizer, scheduler, checkpoint, config, stage_index, done, progress)
         bar.close()
+        final_scores = dev_scores(model, dev_all, answers, device)
         entry = {"stage": stage, "step": len(batches), "dev_examples": len(dev_all),
-                 **choice_accuracy(model, dev_all, answers, device)}
+                 **choice_accuracy(model, dev_all, answers, device, final_scores)}
         progress.history.append(entry)
         _append(log_path, entry)
         log(f"stage {stage_index + 1} ({stage}): {len(batches)} steps over {len(examples)} examples; "
@@ -222,7 +227,10 @@ def train(config: TrainConfig, out_dir: Path, *, show_progress: bool = True,
         progress.step = 0
         _save_checkpoint(model, optimizer, scheduler, checkpoint, config, stage_index + 1, 0, progress)
 
-    no_tool_score, calibrated_accuracy = calibrate_no_tool_score(model, dev_all, answers, device)
+    # the last stage's final dev scores are the trained model's: calibrate on them rather than scoring again
+    if final_scores is None:  # resumed after the last stage had finished
+        final_scores = dev_scores(model, dev_all, answers, device)
+    no_tool_score, calibrated_accuracy = calibrate_no_tool_score(dev_all, final_scores)
     log(f"no-tool score calibrated on dev: {no_tool_score:.3f} (dev accuracy {calibrated_accuracy:.3f})")
     adapter_dir = out_dir / ADAPTER_DIR
     staging = out_dir / f".{ADAPTER_DIR}.staging"
@@ -248,31 +256,40 @@ def train(config: TrainConfig, out_dir: Path, *, show_progress: bool = True,
     return summary
 
 
-def choice_accuracy(model: Any, examples: Sequence[Example], answers: tuple[int, int], device: str,
-                   batch_size: int = 8) -> dict[str, Any]:
-    """Accuracy of the chosen tool (or no tool), scored exactly as the runtime selector scores."""
+def dev_scores(model: Any, examples: Sequence[Example], answers: tuple[int, int], device: str,
+               batch_size: int = 8) -> list[Any]:
+    """Each example's choice scores (candidates, then no tool), scored exactly as the runtime selector scores."""
     import torch
 
     model.eval()
-    correct = 0
-    by_type: dict[str, list[int]] = {}
+    scores: list[Any] = []
     with torch.no_grad():
         for start in range(0, len(examples), batch_size):
-            chunk = examples[start:start + batch_size]
-            for example, scores in zip(chunk, choice_scores(model, chunk, answers, 0, device)):
-                hit = int(int(torch.argmax(scores)) == example.target)
-                correct += hit
-                counts = by_type.setdefault(example.case_type, [0, 0])
-                counts[0] += hit
-                counts[1] += 1
+            scores.extend(choice_scores(model, examples[start:start + batch_size], answers, 0, device))
+    return scores
+
+
+def choice_accuracy(model: Any, examples: Sequence[Example], answers: tuple[int, int], device: str,
+                    scores: Sequence[Any] | None = None) -> dict[str, Any]:
+    """Accuracy of the chosen tool (or no tool); pass ``scores`` from :func:`dev_scores` to reuse them."""
+    import torch
+
+    scores = dev_scores(model, examples, answers, device) if scores is None else scores
+    correct = 0
+    by_type: dict[str, list[int]] = {}
+    for example, row in zip(examples, scores):
+        hit = int(int(torch.argmax(row)) == example.target)
+        correct += hit
+        counts = by_type.setdefault(example.case_type, [0, 0])
+        counts[0] += hit
+        counts[1] += 1
     return {
         "accuracy": correct / max(1, len(examples)),
         "per_case_type": {t: round(h / n, 4) for t, (h, n) in sorted(by_type.items())},
     }
 
 
-def calibrate_no_tool_score(model: Any, examples: Sequence[Example], answers: tuple[int, int],
-                            device: str) -> tuple[float, float]:
+def calibrate_no_tool_score(examples: Sequence[Example], scores: Sequence[Any]) -> tuple[float, float]:
     """The no-tool score that maximises dev accuracy, and that accuracy.
 
     Training fixes the no-tool score at :data:`~gentool_router.prompt.NO_TOOL_SCORE`; where the model ends up
@@ -283,19 +300,15 @@ def calibrate_no_tool_score(model: Any, examples: Sequence[Example], answers: tu
 
     from gentool_router.prompt import NO_TOOL_SCORE
 
-    model.eval()
-    best: list[tuple[float, int]] = []  # (best candidate score, whether it is the target or -1 when no tool is)
-    with torch.no_grad():
-        for start in range(0, len(examples), 8):
-            chunk = examples[start:start + 8]
-            for example, scores in zip(chunk, choice_scores(model, chunk, answers, 0, device)):
-                candidates = scores[:-1]
-                if len(candidates) == 0:
-                    best.append((float("-inf"), -1 if example.target == 0 else 0))
-                    continue
-                top = int(torch.argmax(candidates))
-                no_tool = example.target == len(candidates)
-                best.append((float(candidates[top]), -1 if no_tool else int(top == example.target)))
+    best: list[tuple[float, int]] = []  # (best candidate score, 1/0 whether it is the target; -1: no tool is)
+    for example, row in zip(examples, scores):
+        candidates = row[:-1]
+        if len(candidates) == 0:
+            best.append((float("-inf"), -1 if example.target == 0 else 0))
+            continue
+        top = int(torch.argmax(candidates))
+        no_tool = example.target == len(candidates)
+        best.append((float(candidates[top]), -1 if no_tool else int(top == example.target)))
     if not best:
         return NO_TOOL_SCORE, 0.0
 
@@ -323,7 +336,7 @@ def calibrate_run(run_dir: Path, threads: int | None = None) -> dict[str, Any]:
     tokenize = hf_tokenize(tokenizer)
     dev = [encode_record(r, tokenize) for r in load_records(Path(config["data_dir"]) / "dev.jsonl")]
     summary["no_tool_score"], summary["dev_accuracy_calibrated"] = calibrate_no_tool_score(
-        model, dev, answer_ids(tokenize), "cpu")
+        dev, dev_scores(model, dev, answer_ids(tokenize), "cpu"))
     _write_json(run_dir / TRAINING_JSON, summary)
     return summary
 
