@@ -24,10 +24,15 @@ _PLACEHOLDERS = {"integer": 1, "number": 1.0, "boolean": True, "array": [], "obj
 
 
 class ToolCallingFakeModel(BaseChatModel):
-    """A chat model that calls the first tool bound to it, then answers; ``bound`` lists each call's tools."""
+    """A chat model that calls the first tool bound to it, then answers; ``bound`` lists each call's tools.
+
+    ``arguments`` gives the call's arguments per tool name; other tools get placeholders for their required
+    parameters.
+    """
 
     bound: list[list[str]] = Field(default_factory=list)
     schemas: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    arguments: dict[str, dict[str, Any]] = Field(default_factory=dict)
 
     @property
     def _llm_type(self) -> str:
@@ -42,8 +47,8 @@ class ToolCallingFakeModel(BaseChatModel):
         self.bound.append([t["name"] for t in tools])
         if tools and isinstance(messages[-1], HumanMessage):
             first = tools[0]
-            call = {"name": first["name"], "args": _placeholder_args(first.get("parameters") or {}),
-                    "id": f"call_{len(self.bound)}"}
+            args = self.arguments.get(first["name"]) or _placeholder_args(first.get("parameters") or {})
+            call = {"name": first["name"], "args": args, "id": f"call_{len(self.bound)}"}
             message = AIMessage(content="", tool_calls=[call])
         elif tools:
             message = AIMessage(content=f"Done: {messages[-1].text[:60]}")

@@ -416,3 +416,30 @@ def test_examples_run_with_real_models(examples_path, embedder, selector):
     graph = importlib.import_module("langgraph_graph")
     (state,) = graph.run_graph(["Convert 120 euros to yen"], **models)
     assert set(state["routed_tools"]) <= {t.name for t in graph.TOOLS}
+
+
+# ------------------------------------------------------------------------------------------- MCP
+async def test_mcp_server_tools_become_a_valid_catalogue(examples_path):
+    """Our stdio MCP server's tools, through langchain-mcp-adapters, keep their names and parameters."""
+    pytest.importorskip("langchain_mcp_adapters")
+    example = importlib.import_module("mcp_tools")
+    tools = await example.load_mcp_tools()
+    catalog = ToolCatalog(tools)
+    assert {"days_between", "convert_units", "calculate", "save_note"} <= set(catalog.names())
+    assert render_tool(catalog.get("days_between")).startswith("days_between(start_date, end_date): Count the days")
+    assert render_tool(catalog.get("hash_text")).startswith("hash_text(text, algorithm?)")
+    days = next(t for t in tools if t.name == "days_between")
+    (block,) = await days.ainvoke({"start_date": "2024-02-01", "end_date": "2024-03-01"})
+    assert block["text"] == "29"  # computed by the server process
+
+
+@pytest.mark.slow
+async def test_mcp_example_routes_to_the_fitting_mcp_tool(examples_path, embedder, selector):
+    """The MCP example's agent, through the real router and selector: the routed tool is bound and really runs."""
+    pytest.importorskip("langchain_mcp_adapters")
+    example = importlib.import_module("mcp_tools")
+    runs = await example.run_agent(embedder=embedder, selector=selector)
+    (days_query, days_calls, days_results), (units_query, units_calls, units_results), (poem, poem_calls, _) = runs
+    assert days_calls == [["days_between"], ["days_between"]] and days_results == ["73"]
+    assert units_calls == [["convert_units"], ["convert_units"]] and units_results == ["8.04672"]
+    assert poem_calls == [[]]
