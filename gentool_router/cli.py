@@ -292,8 +292,9 @@ def train_command(data_dir: Path, out: Path, stages: str, no_export: bool, quiet
 @click.option("--merged/--no-merged", default=False, show_default=True,
               help="Write gentool-f16.gguf, a standalone model with the LoRA merged in.")
 @click.option("--quantize", "quant_types", multiple=True,
-              type=click.Choice(["q8_0", "q4_k_m", "q4_0", "q5_k_m", "q6_k"]),
-              help="Also quantize the merged model (implies --merged); repeat for several.")
+              type=click.Choice(["q8_0", "q4_k_m", "q4_1", "q4_0", "q5_k_m", "q6_k"]),  # = merge.QUANT_TYPES
+              help="Also quantize the merged model (implies --merged); repeat for several. q4_1 is the "
+                   "packaged base's own type: its unadapted tensors come back bit-exact.")
 @click.option("--lora-dtype", type=click.Choice(["f32", "f16"]), default="f32", show_default=True)
 @click.option("--base", "base_gguf", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="Base model GGUF the adapter was trained on (default: the packaged one).")

@@ -7,8 +7,10 @@ q4_k_m) goes through llama.cpp's own quantizer via llama-cpp-python.
 
 Why merge from the dequantized packaged base rather than from the original full-precision weights: the adapter
 was trained over exactly these weights (see ``gentool_router_train.base_model``), so the merged f16 model is
-the trained model. Quantizing it again adds a second rounding on top of Q4_1's; :data:`KEEP_F16_DEFAULT` and
-:func:`quantize_gguf`'s ``keep`` options control which tensors stay at higher precision.
+the trained model. Quantizing it again adds a second rounding on top of Q4_1's. ``q4_1`` (the base's own type)
+avoids most of it: a Q4_1 block re-quantized to Q4_1 comes back bit-exact (its minimum and maximum sit on the
+grid), so only the LoRA-adapted tensors are rounded anew. SmolLM2's 576-wide rows are not a multiple of 256, so
+llama.cpp's k-quants (``q4_k_m``, ...) fall back to q5_0/q8_0 for most tensors and round every tensor again.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from .writing import ExportError, atomic_output
 __all__ = ["export_merged_gguf", "quantize_gguf", "QUANT_TYPES"]
 
 #: Quantization types offered by ``gentool-router export --quantize``.
-QUANT_TYPES = ("q8_0", "q4_k_m", "q4_0", "q5_k_m", "q6_k")
+QUANT_TYPES = ("q8_0", "q4_k_m", "q4_1", "q4_0", "q5_k_m", "q6_k")
 
 _SKIP_FIELDS = {"GGUF.version", "GGUF.tensor_count", "GGUF.kv_count", "general.architecture", "general.file_type",
                 "general.quantization_version", "general.type"}
@@ -102,6 +104,7 @@ def quantize_gguf(source: Path, out: Path, quant_type: str, *, threads: int | No
     ftypes = {
         "q8_0": llama_cpp.LLAMA_FTYPE_MOSTLY_Q8_0,
         "q4_k_m": llama_cpp.LLAMA_FTYPE_MOSTLY_Q4_K_M,
+        "q4_1": llama_cpp.LLAMA_FTYPE_MOSTLY_Q4_1,
         "q4_0": llama_cpp.LLAMA_FTYPE_MOSTLY_Q4_0,
         "q5_k_m": llama_cpp.LLAMA_FTYPE_MOSTLY_Q5_K_M,
         "q6_k": llama_cpp.LLAMA_FTYPE_MOSTLY_Q6_K,

@@ -70,6 +70,33 @@ def test_exported_selectors_choose_what_transformers_chooses(tiny_run, tmp_path)
     assert 0 < q8.stat().st_size < merged.stat().st_size
 
 
+def test_q4_1_requantization_keeps_unadapted_base_tensors_bit_exact(tiny_run, tmp_path):
+    """Quantizing the merge to the base's own Q4_1 rounds only the adapted tensors anew (merge.py's claim)."""
+    from gentool_router_quantize.adapter import read_adapter
+    from gentool_router_quantize.merge import export_merged_gguf, quantize_gguf
+
+    merged = export_merged_gguf(tiny_run / "adapter", tmp_path / "f16.gguf")
+    q4_1 = quantize_gguf(merged, tmp_path / "q4_1.gguf", "q4_1")
+    base = {t.name: t for t in gguf.GGUFReader(base_selector_gguf()).tensors}
+    adapted = {p.gguf_name for p in read_adapter(tiny_run / "adapter", read_base(base_selector_gguf()).n_blocks).pairs}
+    unchanged, changed = [], []
+    for tensor in gguf.GGUFReader(q4_1).tensors:
+        original = base[tensor.name]
+        same = (tensor.tensor_type == original.tensor_type
+                and np.array_equal(np.asarray(tensor.data).view(np.uint8), np.asarray(original.data).view(np.uint8)))
+        (unchanged if same else changed).append(tensor.name)
+    assert adapted and set(changed) <= adapted
+    assert len(unchanged) == len(base) - len(changed) > len(base) / 2
+
+
+def test_cli_quantization_choices_are_the_exporters():
+    from gentool_router.cli import export_command
+    from gentool_router_quantize.merge import QUANT_TYPES
+
+    option = next(p for p in export_command.params if p.name == "quant_types")
+    assert tuple(option.type.choices) == QUANT_TYPES
+
+
 def test_missing_adapter_is_a_clear_error(tmp_path):
     with pytest.raises(ModelNotFoundError, match="no trained adapter"):
         export_lora_gguf(tmp_path / "nothing", tmp_path / "a.gguf")

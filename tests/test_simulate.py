@@ -128,3 +128,47 @@ def test_weak_variant_of_a_bare_tool_still_weaker():
     strong = Tool("ABCmouse", "Provides fun and educational learning activities for children 2-8 years old.")
     weak, criteria = make_weak_variant(strong, random.Random(1), {strong.name}, [])
     assert is_weaker(weak, strong) and "description" in criteria
+
+
+def _case(expected, weak=None):
+    names = ["getForecast", "getTides", "getAirQuality"] + ([weak] if weak else [])
+    record = {"id": "x", "tools": [{"name": n, "description": f"{n} tool."} for n in names], "expected": expected}
+    if weak:
+        record["weak_variant"] = {"name": weak}
+    return record
+
+
+def test_version_hints_make_the_strong_tool_supersede_its_weak_variant():
+    from gentool_router.tool_text import render_tool
+    from gentool_router_train.simulate import add_version_hints
+
+    record = _case("getForecast", weak="getForecastInfo")
+    add_version_hints(record, random.Random(0))
+    tools = {t["name"]: Tool.from_dict(t) for t in record["tools"]}
+    assert record["version_hints"] == "strong-supersedes-weak"
+    assert render_tool(tools["getForecast"]).startswith("getForecast() [v2 replaces getForecastInfo]")
+    assert tools["getForecastInfo"].version == "1"
+
+
+def test_version_hints_elsewhere_never_point_at_a_wrong_answer():
+    from gentool_router_train.simulate import add_version_hints
+
+    kinds = set()
+    for seed in range(40):
+        for expected in ("getForecast", None):
+            record = _case(expected)
+            add_version_hints(record, random.Random(seed))
+            kinds.add(record["version_hints"])
+            tools = {t["name"]: Tool.from_dict(t) for t in record["tools"]}
+            assert not any(t.supersedes for t in tools.values())
+            if record["version_hints"] == "lone-target-deprecated":
+                assert tools[expected].deprecated  # still the answer: nothing replaces it here
+            else:
+                (hinted,) = [n for n, t in tools.items() if t.version]
+                assert hinted != expected
+    assert kinds == {"lone-target-deprecated", "distractor-v2"}
+
+
+def test_generate_data_has_a_version_hint_flag():
+    result = CliRunner().invoke(main, ["generate-data", "--help"])
+    assert "--version-hint-share" in result.output

@@ -39,7 +39,7 @@ from gentool_router.tools import NO_TOOL, Tool
 from .sources import SourceQuery, load_sources
 from .weak import make_weak_variant
 
-__all__ = ["SimulationConfig", "generate_dataset", "SCENARIOS", "CASE_TYPES"]
+__all__ = ["SimulationConfig", "generate_dataset", "add_version_hints", "SCENARIOS", "CASE_TYPES"]
 
 SCENARIOS = ("seen_query_seen_tool", "unseen_query_seen_tool", "seen_query_unseen_tool", "unseen_query_unseen_tool")
 CASE_TYPES = ("no-tool", "tool-added", "weak-to-strong", "plain")
@@ -62,6 +62,9 @@ class SimulationConfig:
     seen_query_test_cases: int = field(default=600, metadata={"help": "Train queries re-drawn as seen-query tests."})
     pair_share: float = field(default=0.4, metadata={"help": "Share of queries made into zero-to-one pairs."})
     weak_share: float = field(default=0.3, metadata={"help": "Share of queries made into weak-to-strong cases."})
+    version_hint_share: float = field(default=0.0, metadata={
+        "help": "Share of cases given version metadata: the strong tool supersedes its weak variant, or (so a "
+                "hint is evidence, not the answer) a lone target is deprecated or a distractor is a v2."})
 
 
 @dataclass
@@ -99,6 +102,32 @@ def _toolset(pool: _Pool, target: str, present: bool, weak: Tool | None, rng: ra
     order = list(range(len(shown)))
     rng.shuffle(order)
     return [shown[i].to_dict() for i in order], ranking
+
+
+def add_version_hints(record: dict[str, Any], rng: random.Random) -> None:
+    """Give a case's tools version metadata (in place), the way real catalogues carry it.
+
+    Weak-to-strong: the target becomes version 2 and supersedes its weak variant, which becomes version 1
+    (deprecated half the time). Other cases get hints that must not decide the answer: a target with no
+    replacement in view is marked deprecated (still the right tool), or a distractor is labelled version 2.
+    ``record["version_hints"]`` says which was done.
+    """
+    tools = {t["name"]: t for t in record["tools"]}
+    target = tools.get(record["expected"]) if record["expected"] else None
+    weak = tools.get(record.get("weak_variant", {}).get("name", ""))
+    if target is not None and weak is not None:
+        target.update(version="2", supersedes=weak["name"])
+        weak["version"] = "1"
+        if rng.random() < 0.5:
+            weak["deprecated"] = True
+        record["version_hints"] = "strong-supersedes-weak"
+    elif target is not None and rng.random() < 0.5:
+        target.update(version="1", deprecated=True)
+        record["version_hints"] = "lone-target-deprecated"
+    else:
+        distractors = [t for n, t in tools.items() if n != record["expected"]]
+        rng.choice(distractors)["version"] = "2"
+        record["version_hints"] = "distractor-v2"
 
 
 def _case_types(rng: random.Random, config: SimulationConfig) -> str:
@@ -170,6 +199,10 @@ def generate_dataset(
             }
             if weak is not None:
                 record["weak_variant"] = {"name": weak.name, "criteria": criteria}
+            if config.version_hint_share > 0:
+                hint_rng = random.Random(f"{config.seed}:hints:{record['id']}")
+                if hint_rng.random() < config.version_hint_share:
+                    add_version_hints(record, hint_rng)
             cases[split].append(record)
 
     train_queries: list[SourceQuery] = []
