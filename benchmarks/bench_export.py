@@ -29,7 +29,7 @@ from gentool_router.models import base_selector_gguf, default_adapter
 from gentool_router.selector import LlamaSelector
 
 #: Order of the merged variants in the table (others follow by name).
-ORDER = ("f16", "q8_0", "q6_k", "q5_k_m", "q4_k_m", "q4_1", "q4_0")
+ORDER = ("f16", "q8_0", "q6_k", "q5_k_m", "q4_k_m", "q4_1-q8_0", "q4_1", "q4_0")
 
 
 def variants(export_dir: Path) -> list[tuple[str, dict[str, Any], int]]:
@@ -50,6 +50,10 @@ def main() -> None:
     parser.add_argument("--limit", type=int, help="Only the first N cases.")
     parser.add_argument("--threads", type=int, help="Selector threads (default: the free cores).")
     parser.add_argument("--json", type=Path, help="Write the figures and each variant's predictions here.")
+    parser.add_argument("--only", nargs="+", metavar="LABEL",
+                        help="Evaluate only these variants (labels as printed, e.g. 'merged q8_0').")
+    parser.add_argument("--reference", type=Path,
+                        help="A --json file of an earlier run whose 'merged f16' predictions are the reference.")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
 
@@ -58,6 +62,8 @@ def main() -> None:
     results: dict[str, Any] = {}
     predictions: dict[str, list[Any]] = {}
     for label, options, size in variants(args.export_dir):
+        if args.only and label not in args.only:
+            continue
         selector = LlamaSelector(n_threads=args.threads, **options)
         try:
             records = evaluate(cases, selector, embedder=embedder)
@@ -71,6 +77,8 @@ def main() -> None:
               flush=True)
 
     reference = predictions.get("merged f16")
+    if reference is None and args.reference:
+        reference = json.loads(args.reference.read_text())["predictions"]["merged f16"]
     print(f"\n{len(cases)} cases from {args.cases}\n")
     print("| selector | file size | accuracy | answers differing from f16 | select p50 / p95 |")
     print("|---|---|---|---|---|")

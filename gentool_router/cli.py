@@ -292,9 +292,10 @@ def train_command(data_dir: Path, out: Path, stages: str, no_export: bool, quiet
 @click.option("--merged/--no-merged", default=False, show_default=True,
               help="Write gentool-f16.gguf, a standalone model with the LoRA merged in.")
 @click.option("--quantize", "quant_types", multiple=True,
-              type=click.Choice(["q8_0", "q4_k_m", "q4_1", "q4_0", "q5_k_m", "q6_k"]),  # = merge.QUANT_TYPES
-              help="Also quantize the merged model (implies --merged); repeat for several. q4_1 is the "
-                   "packaged base's own type: its unadapted tensors come back bit-exact.")
+              type=click.Choice(["q8_0", "q4_k_m", "q4_1", "q4_0", "q5_k_m", "q6_k", "q4_1-q8_0"]),  # = QUANT_TYPES
+              help="Also quantize the merged model (implies --merged); repeat for several. q4_1-q8_0 (ours): "
+                   "the base's Q4_1 tensors unchanged, the LoRA-adapted ones at q8_0: the smallest file that "
+                   "keeps the fine-tuning (see BENCHMARKS.md, 'Export').")
 @click.option("--lora-dtype", type=click.Choice(["f32", "f16"]), default="f32", show_default=True)
 @click.option("--base", "base_gguf", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="Base model GGUF the adapter was trained on (default: the packaged one).")
@@ -304,7 +305,7 @@ def export_command(run_dir: Path, out: Path, lora: bool, merged: bool, quant_typ
     """Export a trained run (RUN_DIR from `train`, or its adapter/ folder) to GGUF for llama.cpp."""
     try:
         from gentool_router_quantize.lora import export_lora_gguf
-        from gentool_router_quantize.merge import export_merged_gguf, quantize_gguf
+        from gentool_router_quantize.merge import MIXED_TYPE, export_merged_gguf, quantize_gguf
     except ImportError as exc:
         raise click.ClickException(f"export needs the 'train' extra: pip install 'gentool-router[train]' ({exc})")
     adapter = run_dir / "adapter" if (run_dir / "adapter").is_dir() else run_dir
@@ -315,7 +316,11 @@ def export_command(run_dir: Path, out: Path, lora: bool, merged: bool, quant_typ
         f16 = export_merged_gguf(adapter, out / "gentool-f16.gguf", base_gguf=base_gguf)
         click.echo(f"{f16}  ({f16.stat().st_size / 1e6:.1f} MB)")
         for quant_type in quant_types:
-            path = quantize_gguf(f16, out / f"gentool-{quant_type}.gguf", quant_type)
+            target = out / f"gentool-{quant_type}.gguf"
+            if quant_type == MIXED_TYPE:
+                path = export_merged_gguf(adapter, target, base_gguf=base_gguf, adapted_type="q8_0")
+            else:
+                path = quantize_gguf(f16, target, quant_type)
             click.echo(f"{path}  ({path.stat().st_size / 1e6:.1f} MB)")
 
 

@@ -7,10 +7,11 @@ q4_k_m) goes through llama.cpp's own quantizer via llama-cpp-python.
 
 Why merge from the dequantized packaged base rather than from the original full-precision weights: the adapter
 was trained over exactly these weights (see ``gentool_router_train.base_model``), so the merged f16 model is
-the trained model. Quantizing it again adds a second rounding on top of Q4_1's. ``q4_1`` (the base's own type)
-avoids most of it: a Q4_1 block re-quantized to Q4_1 comes back bit-exact (its minimum and maximum sit on the
-grid), so only the LoRA-adapted tensors are rounded anew. SmolLM2's 576-wide rows are not a multiple of 256, so
-llama.cpp's k-quants (``q4_k_m``, ...) fall back to q5_0/q8_0 for most tensors and round every tensor again.
+the trained model. Quantizing it again rounds every tensor a second time, and at 4-5 bits the rounding step is
+larger than most of the LoRA's change (measured in BENCHMARKS.md, "Export": q4_1 keeps the 167 unadapted tensors
+bit-exact yet loses most of the fine-tuning). SmolLM2's 576-wide rows are not a multiple of 256, so llama.cpp's
+k-quants (``q4_k_m``, ...) fall back to q5_0/q8_0 for most tensors. :data:`MIXED_TYPE` is the fix we can make:
+the unadapted tensors copied from the base GGUF byte for byte, the adapted ones merged at q8_0.
 """
 
 from __future__ import annotations
@@ -26,26 +27,34 @@ from .adapter import check_match, permute_rotary_rows, read_adapter, read_base, 
 from .lora import _add_provenance
 from .writing import ExportError, atomic_output
 
-__all__ = ["export_merged_gguf", "quantize_gguf", "QUANT_TYPES"]
+__all__ = ["export_merged_gguf", "quantize_gguf", "QUANT_TYPES", "MIXED_TYPE"]
 
-#: Quantization types offered by ``gentool-router export --quantize``.
-QUANT_TYPES = ("q8_0", "q4_k_m", "q4_1", "q4_0", "q5_k_m", "q6_k")
+#: Our own compact variant: the base's Q4_1 tensors as they are, the LoRA-adapted ones merged at q8_0.
+MIXED_TYPE = "q4_1-q8_0"
+#: Quantization types offered by ``gentool-router export --quantize`` (all but MIXED_TYPE by llama.cpp).
+QUANT_TYPES = ("q8_0", "q4_k_m", "q4_1", "q4_0", "q5_k_m", "q6_k", MIXED_TYPE)
 
 _SKIP_FIELDS = {"GGUF.version", "GGUF.tensor_count", "GGUF.kv_count", "general.architecture", "general.file_type",
                 "general.quantization_version", "general.type"}
 
 
 def export_merged_gguf(adapter_dir: Path | None, out: Path, *, base_gguf: Path | None = None,
+                       adapted_type: str | None = None,
                        progress: Callable[[int, int], None] | None = None) -> Path:
     """Write ``out``: base (dequantized) + merged LoRA, 2-D weights in f16 and norms in f32.
 
-    With ``adapter_dir=None`` it writes the base alone (the reference for measuring quantization losses).
+    With ``adapted_type="q8_0"`` it writes the compact variant instead: every tensor the LoRA does not touch is
+    copied byte for byte from the base GGUF (what the adapter was trained over), and only the adapted ones are
+    merged and quantized, to q8_0. With ``adapter_dir=None`` it writes the base alone (the reference for
+    measuring quantization losses).
     """
     import gguf
-    from gguf.quants import dequantize
+    from gguf.quants import dequantize, quantize
 
     from gentool_router_train.base_model import gguf_sha256
 
+    if adapted_type not in (None, "q8_0"):
+        raise ValueError(f"adapted tensors can be kept at q8_0 only, got {adapted_type!r}")
     base_path = Path(base_gguf) if base_gguf else base_selector_gguf()
     base = read_base(base_path)
     base_sha = gguf_sha256(base_path)
@@ -65,7 +74,10 @@ def export_merged_gguf(adapter_dir: Path | None, out: Path, *, base_gguf: Path |
     with atomic_output(Path(out)) as tmp:
         writer = gguf.GGUFWriter(tmp, base.arch)
         writer.add_type(gguf.GGUFType.MODEL)
-        writer.add_file_type(gguf.LlamaFileType.MOSTLY_F16)
+        if adapted_type is None:
+            writer.add_file_type(gguf.LlamaFileType.MOSTLY_F16)
+        else:
+            writer.add_file_type(int(reader.fields["general.file_type"].contents()))
         writer.add_quantization_version(gguf.GGML_QUANT_VERSION)
         for key, field in reader.fields.items():
             if key in _SKIP_FIELDS:
@@ -77,11 +89,18 @@ def export_merged_gguf(adapter_dir: Path | None, out: Path, *, base_gguf: Path |
             _add_provenance(writer, training, base_sha)
         for index, tensor in enumerate(reader.tensors):
             shape = tuple(int(n) for n in reversed(list(tensor.shape)))  # PyTorch order (out, in)
-            values = dequantize(tensor.data, tensor.tensor_type).reshape(shape).astype(np.float32)
-            if tensor.name in deltas:
-                values = (values.astype(np.float64) + deltas.pop(tensor.name)).astype(np.float32)
-            dtype = np.float16 if values.ndim == 2 else np.float32
-            writer.add_tensor(tensor.name, np.ascontiguousarray(values.astype(dtype)))
+            if adapted_type is not None and tensor.name not in deltas:
+                writer.add_tensor(tensor.name, np.asarray(tensor.data), raw_dtype=tensor.tensor_type)
+            else:
+                values = dequantize(tensor.data, tensor.tensor_type).reshape(shape).astype(np.float32)
+                if tensor.name in deltas:
+                    values = (values.astype(np.float64) + deltas.pop(tensor.name)).astype(np.float32)
+                if adapted_type is not None and values.ndim == 2:
+                    q8 = gguf.GGMLQuantizationType.Q8_0
+                    writer.add_tensor(tensor.name, quantize(values, q8), raw_dtype=q8)
+                else:
+                    dtype = np.float16 if values.ndim == 2 else np.float32
+                    writer.add_tensor(tensor.name, np.ascontiguousarray(values.astype(dtype)))
             if progress:
                 progress(index + 1, len(reader.tensors))
         if deltas:

@@ -35,16 +35,26 @@ class ParityReport:
 
 
 def reference_probabilities(adapter_dir: Path | None, records: Sequence[dict[str, Any]],
-                            base_gguf: Path | None = None) -> list[dict[str, float]]:
-    """Tool → probability for each record, from the transformers model (LoRA merged when given)."""
+                            base_gguf: Path | None = None, no_tool_score: float | None = None) -> list[dict[str, float]]:
+    """Tool → probability for each record, from the transformers model (LoRA merged when given).
+
+    ``generate_response`` gets ``no_tool_score``; by default the run's calibrated one from ``training.json`` next
+    to the adapter folder, which is what every GGUF exported from the run carries (else the untrained 0).
+    """
+    import json
+
     import torch
 
-    from gentool_router.prompt import choice_probabilities
+    from gentool_router.prompt import NO_TOOL_SCORE, choice_probabilities
     from gentool_router.tools import NO_TOOL
     from gentool_router_train.base_model import load_base
     from gentool_router_train.encode import answer_ids, encode_record, hf_tokenize
     from gentool_router_train.trainer import choice_scores
 
+    if no_tool_score is None:
+        training = Path(adapter_dir).parent / "training.json" if adapter_dir is not None else None
+        calibrated = json.loads(training.read_text()).get("no_tool_score") if training and training.is_file() else None
+        no_tool_score = float(calibrated) if isinstance(calibrated, (int, float)) else NO_TOOL_SCORE
     model, tokenizer = load_base(base_gguf)
     if adapter_dir is not None:
         from peft import PeftModel
@@ -59,7 +69,7 @@ def reference_probabilities(adapter_dir: Path | None, records: Sequence[dict[str
             example = encode_record(record, tokenize)
             scores = choice_scores(model, [example], answers, 0, "cpu")[0][:-1].tolist()
             names = [t["name"] for t in record["tools"]] + [NO_TOOL]
-            results.append(dict(zip(names, choice_probabilities(scores))))
+            results.append(dict(zip(names, choice_probabilities(scores, no_tool_score))))
     return results
 
 

@@ -89,6 +89,29 @@ def test_q4_1_requantization_keeps_unadapted_base_tensors_bit_exact(tiny_run, tm
     assert len(unchanged) == len(base) - len(changed) > len(base) / 2
 
 
+def test_mixed_export_keeps_base_tensors_and_chooses_what_transformers_chooses(tiny_run, tmp_path):
+    """q4_1-q8_0: unadapted tensors byte-identical to the base, adapted ones merged at q8_0, same choices."""
+    from gentool_router_quantize.adapter import read_adapter
+    from gentool_router_quantize.merge import export_merged_gguf
+    from gentool_router_quantize.parity import check_parity, reference_probabilities
+
+    mixed = export_merged_gguf(tiny_run / "adapter", tmp_path / "mixed.gguf", adapted_type="q8_0")
+    base = {t.name: t for t in gguf.GGUFReader(base_selector_gguf()).tensors}
+    adapted = {p.gguf_name for p in read_adapter(tiny_run / "adapter", read_base(base_selector_gguf()).n_blocks).pairs}
+    for tensor in gguf.GGUFReader(mixed).tensors:
+        if tensor.name in adapted:
+            assert tensor.tensor_type == gguf.GGMLQuantizationType.Q8_0, tensor.name
+        else:
+            original = base[tensor.name]
+            assert tensor.tensor_type == original.tensor_type
+            assert np.asarray(tensor.data).tobytes() == np.asarray(original.data).tobytes(), tensor.name
+    records = tiny_records()[:8]
+    report = check_parity("q4_1-q8_0", reference_probabilities(tiny_run / "adapter", records), records, mixed, None)
+    assert report.agreement == 1.0, report.disagreements
+    with pytest.raises(ValueError, match="q8_0 only"):
+        export_merged_gguf(tiny_run / "adapter", tmp_path / "x.gguf", adapted_type="q4_0")
+    assert not (tmp_path / "x.gguf").exists()
+
 def test_cli_quantization_choices_are_the_exporters():
     from gentool_router.cli import export_command
     from gentool_router_quantize.merge import QUANT_TYPES
