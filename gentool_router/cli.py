@@ -340,17 +340,25 @@ def export_command(run_dir: Path, out: Path, lora: bool, merged: bool, quant_typ
 def parity_command(run_dir: Path, cases: Path, gguf_files: tuple[Path, ...], lora_gguf: Path | None, limit: int,
                    tolerance: float, json_out: Path | None) -> None:
     """Check that exported GGUFs choose what the trained transformers model chooses (exit 1 if not)."""
+    from tqdm.auto import tqdm
+
     from gentool_router_quantize.parity import check_parity, reference_probabilities
     from gentool_router_train.encode import load_records
 
+    if not gguf_files and lora_gguf is None:
+        raise click.UsageError("give --gguf and/or --lora-gguf")
     adapter = run_dir / "adapter" if (run_dir / "adapter").is_dir() else run_dir
     records = [r for r in load_records(cases) if r.get("tools")][:limit]
-    reference = reference_probabilities(adapter, records)
-    reports = [check_parity(p.name, reference, records, p, None) for p in gguf_files]
+
+    def bar(name: str) -> Any:
+        return lambda items: tqdm(items, desc=name, unit="case", total=len(records))
+
+    reference = reference_probabilities(adapter, records, progress=bar("transformers"))
+    candidates = [(p.name, p, None) for p in gguf_files]
     if lora_gguf is not None:
-        reports.append(check_parity(f"base + {lora_gguf.name}", reference, records, None, lora_gguf))
-    if not reports:
-        raise click.UsageError("give --gguf and/or --lora-gguf")
+        candidates.append((f"base + {lora_gguf.name}", None, lora_gguf))
+    reports = [check_parity(name, reference, records, model, lora, progress=bar(name))
+               for name, model, lora in candidates]
     failed = False
     for report in reports:
         ok = report.agreement == 1.0 and report.max_probability_gap <= tolerance

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Iterable, Sequence
 
 __all__ = ["ParityReport", "reference_probabilities", "check_parity"]
 
@@ -35,7 +35,9 @@ class ParityReport:
 
 
 def reference_probabilities(adapter_dir: Path | None, records: Sequence[dict[str, Any]],
-                            base_gguf: Path | None = None, no_tool_score: float | None = None) -> list[dict[str, float]]:
+                            base_gguf: Path | None = None, no_tool_score: float | None = None,
+                            progress: Callable[[Iterable[Any]], Iterable[Any]] = lambda items: items,
+                            ) -> list[dict[str, float]]:
     """Tool → probability for each record, from the transformers model (LoRA merged when given).
 
     ``generate_response`` gets ``no_tool_score``; by default the run's calibrated one from ``training.json`` next
@@ -65,7 +67,7 @@ def reference_probabilities(adapter_dir: Path | None, records: Sequence[dict[str
     answers = answer_ids(tokenize)
     results = []
     with torch.no_grad():
-        for record in records:
+        for record in progress(records):
             example = encode_record(record, tokenize)
             scores = choice_scores(model, [example], answers, 0, "cpu")[0][:-1].tolist()
             names = [t["name"] for t in record["tools"]] + [NO_TOOL]
@@ -74,7 +76,8 @@ def reference_probabilities(adapter_dir: Path | None, records: Sequence[dict[str
 
 
 def check_parity(name: str, reference: Sequence[dict[str, float]], records: Sequence[dict[str, Any]],
-                 model_path: Path | None, adapter_path: Path | None) -> ParityReport:
+                 model_path: Path | None, adapter_path: Path | None,
+                 progress: Callable[[Iterable[Any]], Iterable[Any]] = lambda items: items) -> ParityReport:
     """Compare a llama.cpp selector (GGUF, optional GGUF LoRA) with the reference probabilities."""
     from gentool_router.selector import LlamaSelector
     from gentool_router.tool_text import render_tool
@@ -83,7 +86,7 @@ def check_parity(name: str, reference: Sequence[dict[str, float]], records: Sequ
     selector = LlamaSelector(model_path, adapter_path=adapter_path)
     report = ParityReport(name)
     try:
-        for record, expected in zip(records, reference):
+        for record, expected in progress(zip(records, reference)):
             tools = [Tool.from_dict(t) for t in record["tools"]]
             selection = selector.select(record["query"], [t.name for t in tools], [render_tool(t) for t in tools],
                                         [0.0] * len(tools))

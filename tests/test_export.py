@@ -168,3 +168,25 @@ def test_metadata_reader_rejects_a_truncated_file(tmp_path):
     (tmp_path / "cut.gguf").write_bytes(data)
     with pytest.raises(ModelLoadError, match="corrupt GGUF metadata"):
         read_gguf_metadata(tmp_path / "cut.gguf")
+
+
+def test_parity_command_checks_exported_files_against_transformers(tiny_run, tmp_path):
+    from click.testing import CliRunner
+
+    from gentool_router.cli import main
+
+    cases = tmp_path / "cases.jsonl"
+    cases.write_text("".join(json.dumps(r) + "\n" for r in tiny_records()[:6]))
+    runner = CliRunner()
+    export = runner.invoke(main, ["export", str(tiny_run), "--out", str(tmp_path), "--merged"])
+    assert export.exit_code == 0, export.output
+    report_path = tmp_path / "parity.json"
+    result = runner.invoke(main, ["parity", str(tiny_run), "--cases", str(cases), "--gguf",
+                                  str(tmp_path / "gentool-f16.gguf"), "--lora-gguf", str(tmp_path / "gentool-lora.gguf"),
+                                  "--json", str(report_path)])
+    assert result.exit_code == 0, result.output
+    reports = json.loads(report_path.read_text())
+    assert [r["cases"] for r in reports] == [6, 6] and all(r["agreement"] == 1.0 for r in reports)
+    assert "same tool in 6/6 cases" in result.output
+    missing = runner.invoke(main, ["parity", str(tiny_run), "--cases", str(cases)])
+    assert missing.exit_code == 2 and "give --gguf and/or --lora-gguf" in missing.output
