@@ -4,15 +4,15 @@ Evaluates, on the same cases and through the same code as ``gentool-router eval`
 
 * ``base + LoRA``: the packaged Q4_1 base with the shipped GGUF LoRA adapter (the default selector);
 * every merged GGUF in ``--export-dir`` (``gentool-<type>.gguf`` from ``gentool-router export --merged
-  --quantize ...``), e.g. f16, q8_0, q4_k_m, q4_1.
+  --quantize ...``), e.g. f16, q8_0, q4_k_m, q4_1, q4_1-q8_0.
 
 Besides accuracy it prints how many answers differ from the f16 model's (the unquantized merge is the reference:
 a quantization that changes answers loses what the training bought). Run it on a quiet machine:
 
     .venv/bin/gentool-router export data/runs/gentool-v1 --out bench-out/export --no-lora \\
-        --quantize q8_0 --quantize q4_k_m --quantize q4_1
+        --quantize q8_0 --quantize q4_k_m --quantize q4_1 --quantize q4_1-q8_0
     .venv/bin/python benchmarks/bench_export.py --cases bench-out/gentool-test-sample.jsonl \\
-        --export-dir bench-out/export --json bench-out/export.json
+        --export-dir bench-out/export --limit 200 --json bench-out/export.json
 """
 
 from __future__ import annotations
