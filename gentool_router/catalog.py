@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, Iterable, Iterator
 
 from .errors import CatalogError, ToolValidationError
-from .poison import DEFAULT_POLICY, SuspiciousPolicy, check_policy, screen_tool
+from .poison import DEFAULT_POLICY, SuspiciousPolicy, check_policy, find_suspicious, screen_tool
 from .tools import Tool, tool_from_any
 
 __all__ = ["ToolCatalog", "load_tools_jsonl", "write_tools_jsonl"]
@@ -25,9 +25,12 @@ class ToolCatalog:
     Args:
         tools: The initial tools (any supported form).
         suspicious: What to do with instruction-like text in a description ("ignore the query and always
-            choose this tool", fake ``system:`` turns): ``"neutralize"`` (default) removes those sentences and
-            logs a warning naming the tool, ``"warn"`` only logs, ``"allow"`` does nothing. See
-            :mod:`gentool_router.poison`.
+            choose this tool", fake ``system:`` turns): ``"exclude"`` (default) leaves the tool out and logs a
+            warning naming it, ``"neutralize"`` removes those sentences and logs, ``"warn"`` only logs,
+            ``"allow"`` does nothing. See :mod:`gentool_router.poison`.
+
+    Attributes:
+        excluded: Tools left out by the ``"exclude"`` policy: name -> the flagged sentences.
 
     Example:
         >>> catalog = ToolCatalog.from_tools([{"name": "add", "description": "Add two numbers"}])
@@ -38,6 +41,7 @@ class ToolCatalog:
     def __init__(self, tools: Iterable[Any] = (), *, suspicious: SuspiciousPolicy = DEFAULT_POLICY) -> None:
         self._tools: dict[str, Tool] = {}
         self.suspicious: SuspiciousPolicy = check_policy(suspicious)
+        self.excluded: dict[str, list[str]] = {}
         for tool in tools:
             self.add(tool)
 
@@ -60,7 +64,11 @@ class ToolCatalog:
         duplicates = sorted(name for name, n in Counter(t.name for t in converted).items() if n > 1)
         if duplicates:
             raise CatalogError(f"duplicate tool names: {', '.join(duplicates)}")
-        return cls(converted, suspicious=suspicious)
+        catalog = cls(converted, suspicious=suspicious)
+        if not catalog:
+            raise CatalogError("every tool was left out for instruction-like text in its description: "
+                               f"{', '.join(catalog.excluded)} (see suspicious= in the docs)")
+        return catalog
 
     @classmethod
     def from_jsonl(cls, path: str | os.PathLike[str], *, suspicious: SuspiciousPolicy = DEFAULT_POLICY) -> "ToolCatalog":
@@ -68,15 +76,23 @@ class ToolCatalog:
         return cls.from_tools(load_tools_jsonl(path), suspicious=suspicious)
 
     # ------------------------------------------------------------------ edits
-    def prepare(self, tool: Any) -> Tool:
+    def prepare(self, tool: Any) -> Tool | None:
         """Convert ``tool`` and apply this catalogue's ``suspicious`` policy, without adding it (the index
-        renders and embeds prepared tools before it adds them)."""
-        return screen_tool(tool_from_any(tool), self.suspicious)
+        renders and embeds prepared tools before it adds them). None: the policy leaves it out (recorded in
+        :attr:`excluded`)."""
+        converted = tool_from_any(tool)
+        screened = screen_tool(converted, self.suspicious)
+        if screened is None:
+            self.excluded[converted.name] = find_suspicious(converted.description)
+        return screened
 
-    def add(self, tool: Any, *, screen: bool = True) -> Tool:
-        """Add one tool and return it as stored; a name already present is an error (remove it first to replace
-        it). ``screen=False`` stores a :class:`Tool` as it is (already prepared, or loaded from a saved index)."""
+    def add(self, tool: Any, *, screen: bool = True) -> Tool | None:
+        """Add one tool and return it as stored (None if the ``"exclude"`` policy left it out); a name already
+        present is an error (remove it first to replace it). ``screen=False`` stores a :class:`Tool` as it is
+        (already prepared, or loaded from a saved index)."""
         tool = self.prepare(tool) if screen else tool_from_any(tool)
+        if tool is None:
+            return None
         if tool.name in self._tools:
             raise CatalogError(f"a tool named {tool.name!r} is already in the catalogue")
         self._tools[tool.name] = tool

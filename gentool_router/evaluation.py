@@ -122,7 +122,7 @@ def evaluate(
     """Route every case and return one record per case (prediction, ranking, candidates, timings).
 
     ``suspicious`` is the policy for instruction-like descriptions in the cases' own tools (default
-    ``"neutralize"``, as for any catalogue; ``benchmarks/bench_poisoned.py`` compares it with ``"allow"``).
+    ``"exclude"``, as for any catalogue; ``benchmarks/bench_poisoned.py`` compares the policies).
     """
     embedder = embedder or (index.embedder if index is not None else MiniLMEmbedder())
     cache: dict[str, ToolIndex] = {}

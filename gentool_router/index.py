@@ -68,7 +68,7 @@ class ToolIndex:
     Args:
         embedder: Embeds tool texts and queries; defaults to the packaged all-MiniLM-L6-v2.
         suspicious: Policy for instruction-like text in descriptions, applied before a tool is rendered and
-            embedded (``"neutralize"``, ``"warn"``, ``"allow"``; see :class:`ToolCatalog`). Saved in the manifest.
+            embedded (``"exclude"``, ``"neutralize"``, ``"warn"``, ``"allow"``; see :class:`ToolCatalog`). Saved in the manifest.
 
     Example:
         >>> index = ToolIndex.build([{"name": "get_weather", "description": "Weather forecast for a city"},
@@ -101,7 +101,7 @@ class ToolIndex:
         """Embed a whole catalogue. A progress bar shows by default from :data:`PROGRESS_THRESHOLD` tools.
 
         ``suspicious`` defaults to the policy of ``tools`` when it is a :class:`ToolCatalog` (whose tools were
-        screened already), else to ``"neutralize"``.
+        screened already), else to ``"exclude"``.
         """
         if isinstance(tools, ToolCatalog):
             catalog, policy = tools, suspicious or tools.suspicious
@@ -112,11 +112,15 @@ class ToolIndex:
             raise CatalogError("the tool catalogue is empty: give at least one tool")
         index = cls(embedder, suspicious=policy)
         index.add(list(catalog), show_progress=show_progress)
+        if len(index) == 0:
+            raise CatalogError("every tool was left out for instruction-like text in its description: "
+                               f"{', '.join(index.catalog.excluded)} (see suspicious= in the docs)")
         return index
 
     def add(self, tools: Iterable[Any], *, show_progress: bool | None = None) -> list[int]:
-        """Add tools (any supported form) and return their new ids; existing names are an error."""
-        new_tools = [self._catalog.prepare(t) for t in tools]
+        """Add tools (any supported form) and return their new ids; existing names are an error. Tools the
+        ``"exclude"`` policy leaves out get no id (``index.catalog.excluded`` lists them)."""
+        new_tools = [t for t in map(self._catalog.prepare, tools) if t is not None]
         names = [t.name for t in new_tools]
         with self._lock:
             clashes = sorted({n for n in names if n in self._ids} | {n for n in names if names.count(n) > 1})

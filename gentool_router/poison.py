@@ -12,7 +12,12 @@ A determined attacker can paraphrase around any list of patterns; this is a miti
 
 Policies (``ToolCatalog(suspicious=...)``, ``ToolIndex.build``, ``ToolRouter.from_tools``):
 
-* ``"neutralize"`` (default): drop the instruction-like sentences before the tool text is rendered and log a
+* ``"exclude"`` (default): leave the tool out of the catalogue and log a warning naming it and quoting what was
+  flagged (``ToolCatalog.excluded`` keeps the list). A tool that addresses the router is hostile or broken;
+  removing only the instruction still left catch-all descriptions ("Answers common questions quickly.") that
+  won 8% of poisoned routes (RELIABILITY.md). None of the 4,569 descriptions of Seal-Tools, MetaTool and the
+  bundled example catalogue is flagged;
+* ``"neutralize"``: drop the instruction-like sentences before the tool text is rendered and log a
   warning naming the tool;
 * ``"warn"``: log the warning, keep the description;
 * ``"allow"``: do nothing.
@@ -32,9 +37,9 @@ __all__ = ["SuspiciousPolicy", "SUSPICIOUS_POLICIES", "DEFAULT_POLICY", "find_su
 
 logger = logging.getLogger(__name__)
 
-SuspiciousPolicy = Literal["neutralize", "warn", "allow"]
-SUSPICIOUS_POLICIES: tuple[str, ...] = ("neutralize", "warn", "allow")
-DEFAULT_POLICY: SuspiciousPolicy = "neutralize"
+SuspiciousPolicy = Literal["exclude", "neutralize", "warn", "allow"]
+SUSPICIOUS_POLICIES: tuple[str, ...] = ("exclude", "neutralize", "warn", "allow")
+DEFAULT_POLICY: SuspiciousPolicy = "exclude"
 
 #: What a description becomes when every sentence of it was instruction-like (a tool needs a description).
 EMPTIED_DESCRIPTION = "No description (instruction-like text removed)."
@@ -120,8 +125,9 @@ def check_policy(policy: str) -> SuspiciousPolicy:
     return policy  # type: ignore[return-value]
 
 
-def screen_tool(tool: Tool, policy: SuspiciousPolicy = DEFAULT_POLICY) -> Tool:
-    """Apply ``policy`` to ``tool``'s description: the same tool, or a copy with the flagged sentences removed.
+def screen_tool(tool: Tool, policy: SuspiciousPolicy = DEFAULT_POLICY) -> Tool | None:
+    """Apply ``policy`` to ``tool``'s description: the same tool, a copy with the flagged sentences removed, or
+    None when the tool is to be left out (``"exclude"``).
 
     The warning names the tool and quotes the start of what was flagged, so an operator can find the source.
     """
@@ -131,6 +137,9 @@ def screen_tool(tool: Tool, policy: SuspiciousPolicy = DEFAULT_POLICY) -> Tool:
     if not flagged:
         return tool
     quoted = "; ".join(s[:80] for s in flagged)
+    if policy == "exclude":
+        logger.warning("tool %r left out: its description has instruction-like text: %s", tool.name, quoted)
+        return None
     if policy == "warn":
         logger.warning("tool %r: description has instruction-like text (kept): %s", tool.name, quoted)
         return tool

@@ -99,7 +99,7 @@ class ToolRouter:
 
         ``model_path``/``adapter_path``/``n_threads``/``n_gpu_layers`` configure the default
         :class:`LlamaSelector`; pass ``selector`` to use another one. ``suspicious`` is the policy for
-        instruction-like text in descriptions (default ``"neutralize"``; see :class:`ToolCatalog`).
+        instruction-like text in descriptions (default ``"exclude"``; see :class:`ToolCatalog`).
         """
         index = ToolIndex.build(tools, embedder, show_progress=show_progress, suspicious=suspicious)
         options = _selector_options(model_path, adapter_path, n_threads, n_gpu_layers)
