@@ -208,6 +208,10 @@ def _simulation_options(func: Callable[..., Any]) -> Callable[..., Any]:
 
     for f in reversed(fields(SimulationConfig)):
         flag = "--" + f.name.replace("_", "-")
+        if isinstance(f.default, bool):
+            func = click.option(f"{flag}/--no-{flag[2:]}", f.name, default=f.default, show_default=True,
+                                help=f.metadata.get("help"))(func)
+            continue
         func = click.option(flag, f.name, type=type(f.default), default=f.default if f.default is not MISSING else None,
                             show_default=True, help=f.metadata.get("help"))(func)
     return func

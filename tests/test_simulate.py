@@ -12,6 +12,7 @@ from click.testing import CliRunner
 from gentool_router import Tool
 from gentool_router.cli import main
 from gentool_router_train.simulate import CASE_TYPES, SCENARIOS
+from gentool_router_train.sources import load_multi_call_queries, load_sources, public_eval_queries
 from gentool_router_train.weak import is_weaker, make_weak_variant
 
 
@@ -34,7 +35,7 @@ def test_counts_are_printed_and_scale_reaches_the_paper(generated):
     for word in ("train:", "dev:", "test:", *SCENARIOS, *CASE_TYPES):
         assert word in output
     assert stats["distinct_queries"] >= 8500
-    assert stats["tools_with_queries"] >= 600 and stats["tools_in_toolsets"] >= 800
+    assert stats["tools_with_queries"] >= 350 and stats["tools_in_toolsets"] >= 800
     assert set(stats["splits"]["test"]["scenarios"]) == set(SCENARIOS)
     assert set(stats["splits"]["train"]["case_types"]) == set(CASE_TYPES)
     assert "## Definitions" in (out / "DATASET_CARD.md").read_text()
@@ -62,6 +63,35 @@ def test_held_out_tools_and_queries_never_reach_training(generated):
         assert (case["target"] in heldout) == case["scenario"].endswith("unseen_tool"), case["id"]
         assert case["query"] not in dev_queries
     assert not dev_queries & train_queries
+
+
+@pytest.mark.slow
+def test_public_evaluation_queries_are_left_out_of_every_split(generated):
+    out, _ = generated
+    public = public_eval_queries()
+    assert len(public) > 1400
+    for split in ("train", "dev", "test"):
+        assert not [c["id"] for c in _read(out, split) if " ".join(c["query"].split()).lower() in public]
+
+
+@pytest.mark.slow
+def test_multi_call_queries_train_only_and_never_show_their_other_tools(generated):
+    out, _ = generated
+    others = {q.query_id: set(q.others) for q in load_multi_call_queries(load_sources()[0])}
+    multi = [c for c in _read(out, "train") if c["source"] == "seal-tools-multi"]
+    assert len(multi) > 3000
+    for case in multi:
+        shown = {t["name"] for t in case["tools"]}
+        assert not shown & others[case["query_id"]], case["id"]
+    assert not [c for split in ("dev", "test") for c in _read(out, split) if c["source"] == "seal-tools-multi"]
+
+
+def test_multi_call_queries_name_one_target_and_its_siblings():
+    queries = load_multi_call_queries(load_sources()[0])
+    assert len(queries) > 4000
+    for q in queries:
+        assert q.others and q.tool not in q.others and q.source == "seal-tools-multi"
+    assert len({q.query_id for q in queries}) == len(queries)
 
 
 @pytest.mark.slow
@@ -169,6 +199,8 @@ def test_version_hints_elsewhere_never_point_at_a_wrong_answer():
     assert kinds == {"lone-target-deprecated", "distractor-v2"}
 
 
-def test_generate_data_has_a_version_hint_flag():
+def test_generate_data_has_the_simulation_flags():
     result = CliRunner().invoke(main, ["generate-data", "--help"])
-    assert "--version-hint-share" in result.output
+    for flag in ("--version-hint-share", "--multi-call-queries / --no-multi-call-queries",
+                 "--exclude-public-queries / --no-exclude-public-queries"):
+        assert flag in result.output

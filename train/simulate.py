@@ -36,7 +36,7 @@ from gentool_router.persistence import atomic_folder
 from gentool_router.tool_text import TOOL_TEXT_VERSION, render_tool
 from gentool_router.tools import NO_TOOL, Tool
 
-from .sources import SourceQuery, load_sources
+from .sources import SourceQuery, load_multi_call_queries, load_sources, public_eval_queries
 from .weak import make_weak_variant
 
 __all__ = ["SimulationConfig", "generate_dataset", "add_version_hints", "SCENARIOS", "CASE_TYPES"]
@@ -62,9 +62,15 @@ class SimulationConfig:
     seen_query_test_cases: int = field(default=600, metadata={"help": "Train queries re-drawn as seen-query tests."})
     pair_share: float = field(default=0.4, metadata={"help": "Share of queries made into zero-to-one pairs."})
     weak_share: float = field(default=0.3, metadata={"help": "Share of queries made into weak-to-strong cases."})
-    version_hint_share: float = field(default=0.0, metadata={
+    version_hint_share: float = field(default=0.5, metadata={
         "help": "Share of cases given version metadata: the strong tool supersedes its weak variant, or (so a "
                 "hint is evidence, not the answer) a lone target is deprecated or a distractor is a v2."})
+    multi_call_queries: bool = field(default=True, metadata={
+        "help": "Also train on Seal-Tools' multi-call queries, one case per call with the query's other tools "
+                "hidden (the corpus's Seal-Tools-style targets; train split only)."})
+    exclude_public_queries: bool = field(default=True, metadata={
+        "help": "Leave out the queries of the public evaluation sets (train/data/public-eval-queries.jsonl.gz), "
+                "so their figures are held-out figures."})
 
 
 @dataclass
@@ -91,9 +97,9 @@ def _nearest(tools: dict[str, Tool], names: list[str], embed: Callable[[list[str
 
 
 def _toolset(pool: _Pool, target: str, present: bool, weak: Tool | None, rng: random.Random, k: int,
-             training: bool) -> tuple[list[dict[str, Any]], list[str]]:
-    """Shown tools (as dicts, shuffled) and the ranking target."""
-    allowed = [n for n in pool.neighbours[target] if not (training and n in pool.heldout)]
+             training: bool, hidden: tuple[str, ...] = ()) -> tuple[list[dict[str, Any]], list[str]]:
+    """Shown tools (as dicts, shuffled) and the ranking target; ``hidden`` tools are never shown."""
+    allowed = [n for n in pool.neighbours[target] if not (training and n in pool.heldout) and n not in hidden]
     head = ([target] if present else []) + ([weak.name] if weak is not None else [])
     need = k - len(head)
     distractors = sorted(rng.sample(allowed[: max(need * 2, need)], need), key=allowed.index)
@@ -152,7 +158,10 @@ def generate_dataset(
         embedder = MiniLMEmbedder()
         embed = lambda texts: embedder.embed_documents(texts, show_progress=True)  # noqa: E731
     rng = random.Random(config.seed)
-    tools, queries = load_sources()
+    excluded = public_eval_queries() if config.exclude_public_queries else set()
+    tools, queries = load_sources(exclude=excluded)
+    multi = [q for q in load_multi_call_queries(tools) if " ".join(q.query.split()).lower() not in excluded
+             ] if config.multi_call_queries else []
     by_tool: dict[str, list[SourceQuery]] = defaultdict(list)
     for q in queries:
         by_tool[q.tool].append(q)
@@ -164,7 +173,7 @@ def generate_dataset(
     rng.shuffle(shuffled)
     heldout = set(shuffled[: round(len(targets) * config.heldout_tool_fraction)])
     log(f"{len(tools)} tools, {len(targets)} with queries ({len(heldout)} held out); embedding tool texts...")
-    pool = _Pool(tools, _nearest(tools, targets, embed), heldout)
+    pool = _Pool(tools, _nearest(tools, sorted(set(targets) | {q.tool for q in multi}), embed), heldout)
     taken = set(tools)
 
     cases: dict[str, list[dict[str, Any]]] = {"train": [], "dev": [], "test": []}
@@ -184,7 +193,7 @@ def generate_dataset(
         else:
             variants = [(kind, True, None, [])]
         for case_type, present, weak, criteria in variants:
-            shown, ranking = _toolset(pool, q.tool, present, weak, rng, config.k, training)
+            shown, ranking = _toolset(pool, q.tool, present, weak, rng, config.k, training, q.others)
             record = {
                 "id": f"{split}-{len(cases[split]):05d}",
                 "query": q.query,
@@ -224,6 +233,14 @@ def generate_dataset(
                 emit("train", q, None, _case_types(rng, config), rng)
     for q in rng.sample(train_queries, min(config.seen_query_test_cases, len(train_queries))):
         emit("test", q, "seen_query_seen_tool", _case_types(rng, config), rng)
+    # multi-call queries train only: their text is shared by several targets, so no test case can be unseen
+    multi_cases = 0
+    for q in multi:
+        if q.tool not in heldout:
+            emit("train", q, None, _case_types(rng, config), rng)
+            multi_cases += 1
+    if multi:
+        log(f"{multi_cases} train queries from Seal-Tools multi-call queries (calls of held-out tools left out)")
     # the seen-query tests of held-out tools pair with their training no-tool case
     for record in cases["test"]:
         if record["scenario"] == "seen_query_unseen_tool" and record["case_type"] == "plain":

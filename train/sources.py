@@ -11,9 +11,12 @@ from pathlib import Path
 
 from gentool_router.tools import Tool, ToolValidationError, valid_tool_name
 
-__all__ = ["SourceQuery", "DATA_DIR", "load_sources"]
+__all__ = ["SourceQuery", "DATA_DIR", "PUBLIC_EVAL_QUERIES", "load_sources", "load_multi_call_queries",
+           "public_eval_queries"]
 
 DATA_DIR = Path(__file__).resolve().parent / "data"
+#: The queries of the public evaluation sets (BENCHMARKS.md), kept out of the generated data.
+PUBLIC_EVAL_QUERIES = DATA_DIR / "public-eval-queries.jsonl.gz"
 
 
 @dataclass(frozen=True)
@@ -25,6 +28,8 @@ class SourceQuery:
     tool: str
     source: str
     arguments: tuple[str, ...] = ()
+    #: Other tools the query also calls (Seal-Tools multi-call queries): never shown beside it.
+    others: tuple[str, ...] = ()
 
 
 def _lines(path: Path) -> list[str]:
@@ -36,12 +41,53 @@ def _metatool_name(name: str) -> str:
     return valid_tool_name(name)
 
 
-def load_sources(data_dir: Path = DATA_DIR) -> tuple[dict[str, Tool], list[SourceQuery]]:
+def public_eval_queries(path: Path = PUBLIC_EVAL_QUERIES) -> set[str]:
+    """Lower-cased, whitespace-collapsed query texts of the public evaluation sets.
+
+    The file holds the queries of the three case files that ``benchmarks/run_eval.sh`` converts from
+    ``../shared/data`` (Seal-Tools single-call tests, 200 MetaTool reliability and 1,000 MetaTool single-tool
+    cases); train/data/README.md says how it was made.
+    """
+    return {_key(json.loads(line)["query"]) for line in _lines(path)}
+
+
+def _key(text: str) -> str:
+    return " ".join(text.split()).lower()
+
+
+def load_multi_call_queries(tools: dict[str, Tool], data_dir: Path = DATA_DIR) -> list[SourceQuery]:
+    """One query per call of Seal-Tools' multi-call queries (2-4 calls each, about 1,500 queries).
+
+    Asked "get the weather in Paris and book a hotel there", a router shown ``getWeather`` but not
+    ``bookHotel`` should pick ``getWeather``: each call's tool is a right answer when the query's other tools
+    are not shown, which :attr:`SourceQuery.others` records. These are the corpus's Seal-Tools-style targets
+    (its single-call queries number 494).
+    """
+    queries = []
+    for file in ("dev", "test_in_domain", "test_out_domain"):
+        for line in _lines(data_dir / "seal-tools" / f"{file}.jsonl.gz"):
+            record = json.loads(line)
+            calls = record.get("calling") or []
+            names = [valid_tool_name(c["api"]) for c in calls]
+            if len(set(names)) < 2 or any(n not in tools for n in names):
+                continue
+            for number, (name, call) in enumerate(zip(names, calls)):
+                if name in names[:number]:
+                    continue
+                queries.append(SourceQuery(f"seal:{record['id']}:{number}", record["query"].strip(), name,
+                                           "seal-tools-multi", tuple(call.get("parameters") or {}),
+                                           tuple(sorted(set(names) - {name}))))
+    return queries
+
+
+def load_sources(data_dir: Path = DATA_DIR, exclude: set[str] | None = None
+                 ) -> tuple[dict[str, Tool], list[SourceQuery]]:
     """All tools (Seal-Tools, MetaTool) by name, and the single-tool queries, in a fixed order.
 
     Seal-Tools: every tool; queries are the single-call (``easy``) ones of dev and both test files.
     MetaTool: its 199 tools (names made valid: ``PDF&URLTool`` → ``PDF_URLTool``, no parameters), and its
     ``Query,Tool`` rows; a query text that names two different tools is dropped as ambiguous.
+    Queries whose text is in ``exclude`` (see :func:`public_eval_queries`) are left out.
     """
     tools: dict[str, Tool] = {}
     for line in _lines(data_dir / "seal-tools" / "tool.jsonl.gz"):
@@ -82,9 +128,9 @@ def load_sources(data_dir: Path = DATA_DIR) -> tuple[dict[str, Tool], list[Sourc
         seen.add(text)
         queries.append(SourceQuery(f"metatool:{number}", text, _metatool_name(row["Tool"]), "metatool"))
     # a query text may also repeat across sources; keep its first occurrence only
-    unique, texts = [], set()
+    unique, texts = [], set(exclude or ())
     for q in queries:
-        if q.query.lower() not in texts:
-            texts.add(q.query.lower())
+        if _key(q.query) not in texts:
+            texts.add(_key(q.query))
             unique.append(q)
     return tools, unique
