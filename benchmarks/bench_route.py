@@ -23,7 +23,7 @@ from pathlib import Path
 from gentool_router import LlamaSelector, Tool, ToolIndex, ToolRouter, ToolValidationError, render_tool
 from gentool_router.embedder import MiniLMEmbedder
 from gentool_router.evaluation import percentile
-from gentool_router.prompt import build_prompt, encode_parts
+from gentool_router.prompt import build_prompt, encode_prompt
 
 
 def load_tools(seal: Path) -> list[Tool]:
@@ -79,8 +79,7 @@ def main() -> None:
             route = router.route(query)
             prompt = build_prompt(route.query, [c.name for c in route.candidates],
                                   [index.tool_text(c.name) for c in route.candidates])
-            bare = selector.evaluate_tokens(encode_parts(prompt.query, selector.tokenize),
-                                            [encode_parts(parts, selector.tokenize) for parts in prompt.candidates])
+            bare = selector.evaluate_tokens(*encode_prompt(prompt, selector.tokenize))
             rows.append((route.timings, route.prompt_tokens, bare))
         for stage in ("embed", "search", "select", "total"):
             values = [getattr(t, stage) * 1000 for t, _, _ in rows]

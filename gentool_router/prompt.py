@@ -26,6 +26,11 @@ softmax to the one right choice.
 Prompts are built as :class:`PromptPart` pieces: template text may contain special tokens; query and tool
 text are tokenized with special-token parsing off, so a query or tool description containing ``<|im_end|>``
 cannot forge the template.
+
+Token budget (prompt version 3): on a CPU the prompt length is the latency, so one route costs at most
+:func:`route_token_budget` uncached tokens (250 at k <= 5). :func:`encode_prompt` cuts the query at
+:data:`MAX_QUERY_TOKENS` and, only when the route is still over budget, trims the longest tool texts first
+(their ends: the name and arguments come first and are kept). Training encodes through the same function.
 """
 
 from __future__ import annotations
@@ -48,11 +53,14 @@ __all__ = [
     "build_prompt",
     "prefix_parts",
     "encode_parts",
+    "encode_prompt",
+    "route_token_budget",
+    "MAX_QUERY_TOKENS",
     "choice_probabilities",
 ]
 
 #: Bump whenever the text or the tokenization of a prompt changes.
-PROMPT_VERSION = "2"
+PROMPT_VERSION = "3"
 
 ANSWER_YES = "yes"
 ANSWER_NO = "no"
@@ -63,6 +71,14 @@ END_OF_TURN = "<|im_end|>"
 MAX_CANDIDATES = 64
 #: Longer queries are cut for the selector (the embedder has its own, shorter, limit).
 MAX_QUERY_CHARS = 2000
+#: The selector reads at most this many query tokens (p95 of the training queries is 48).
+MAX_QUERY_TOKENS = 64
+#: Uncached tokens one route may cost at k <= 5 (query, candidates' tool texts and template) ...
+ROUTE_TOKEN_BUDGET = 250
+#: ... and per candidate for larger k.
+CANDIDATE_TOKEN_BUDGET = 50
+#: A trimmed tool text keeps at least this many tokens, whatever the budget.
+MIN_TOOL_TOKENS = 12
 
 SYSTEM_TEXT = "Does the tool do what the query asks, with the arguments and results it needs? Reply yes or no."
 
@@ -144,6 +160,50 @@ def encode_parts(parts: Sequence[PromptPart], tokenize: Callable[[str, bool], li
         if part.text:
             ids.extend(tokenize(part.text, part.template))
     return ids
+
+
+def route_token_budget(candidates: int) -> int:
+    """The most uncached tokens a route over ``candidates`` tools may cost."""
+    return max(ROUTE_TOKEN_BUDGET, CANDIDATE_TOKEN_BUDGET * candidates)
+
+
+def _trim_cap(lengths: Sequence[int], room: int) -> int | None:
+    """The largest per-text cap keeping ``sum(min(length, cap))`` within ``room``; None when all fit."""
+    if sum(lengths) <= room:
+        return None
+    low, high = 0, max(lengths)
+    while low < high:  # largest cap that fits
+        middle = (low + high + 1) // 2
+        if sum(min(n, middle) for n in lengths) <= room:
+            low = middle
+        else:
+            high = middle - 1
+    return max(low, MIN_TOOL_TOKENS)
+
+
+def encode_prompt(prompt: SelectorPrompt, tokenize: Callable[[str, bool], list[int]]
+                  ) -> tuple[list[int], list[list[int]]]:
+    """Token ids of the query part and of each candidate part, within :func:`route_token_budget`.
+
+    The user text pieces (query, tool text) are cut at token level; template pieces are never cut.
+    """
+    query_ids: list[int] = []
+    for part in prompt.query:
+        ids = tokenize(part.text, part.template) if part.text else []
+        query_ids.extend(ids if part.template else ids[:MAX_QUERY_TOKENS])
+    pieces = [[tokenize(p.text, p.template) if p.text else [] for p in parts] for parts in prompt.candidates]
+    text_lengths = [sum(len(ids) for ids, p in zip(row, parts) if not p.template)
+                    for row, parts in zip(pieces, prompt.candidates)]
+    fixed = len(query_ids) + sum(len(ids) for row, parts in zip(pieces, prompt.candidates)
+                                 for ids, p in zip(row, parts) if p.template)
+    cap = _trim_cap(text_lengths, route_token_budget(len(pieces)) - fixed)
+    candidates = []
+    for row, parts in zip(pieces, prompt.candidates):
+        ids: list[int] = []
+        for piece, part in zip(row, parts):
+            ids.extend(piece if part.template or cap is None else piece[:cap])
+        candidates.append(ids)
+    return query_ids, candidates
 
 
 def choice_probabilities(scores: Sequence[float], no_tool_score: float = NO_TOOL_SCORE) -> list[float]:

@@ -28,6 +28,7 @@ from .prompt import (
     build_prompt,
     choice_probabilities,
     encode_parts,
+    encode_prompt,
     prefix_parts,
 )
 from .results import Choice, Selection
@@ -149,9 +150,7 @@ class LlamaSelector:
         return len(query_ids) + sum(len(c) for c in candidate_ids), len(self._prefix_ids)
 
     def _encode(self, query: str, names: Sequence[str], texts: Sequence[str]) -> tuple[list[int], list[list[int]]]:
-        prompt = build_prompt(query, list(names), list(texts))
-        return (encode_parts(prompt.query, self.tokenize),
-                [encode_parts(parts, self.tokenize) for parts in prompt.candidates])
+        return encode_prompt(build_prompt(query, list(names), list(texts)), self.tokenize)
 
     # -------------------------------------------------------------- ranking
     def select(self, query: str, names: Sequence[str], texts: Sequence[str], scores: Sequence[float]) -> Selection:

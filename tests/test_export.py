@@ -12,6 +12,7 @@ gguf = pytest.importorskip("gguf")
 
 from gentool_router.errors import ModelLoadError, ModelNotFoundError  # noqa: E402
 from gentool_router.models import base_selector_gguf  # noqa: E402
+from gentool_router.prompt import PROMPT_VERSION  # noqa: E402
 from gentool_router_quantize.adapter import permute_rotary_rows, read_base  # noqa: E402
 from gentool_router_quantize.lora import export_lora_gguf  # noqa: E402
 from gentool_router_quantize.writing import ExportError  # noqa: E402
@@ -46,7 +47,7 @@ def test_lora_gguf_has_llama_cpp_adapter_layout(tiny_run, tmp_path):
     reader = gguf.GGUFReader(out)
     assert reader.get_field("general.type").contents() == "adapter"
     assert reader.get_field("adapter.type").contents() == "lora"
-    assert reader.get_field("gentool.prompt_version").contents() == "2"
+    assert reader.get_field("gentool.prompt_version").contents() == PROMPT_VERSION
     names = {t.name for t in reader.tensors}
     assert "blk.15.attn_q.weight.lora_a" in names and "blk.29.ffn_down.weight.lora_b" in names
     assert not any(n.startswith("blk.14.") for n in names)  # LoRA on layers 15-29 only
@@ -111,6 +112,17 @@ def test_mixed_export_keeps_base_tensors_and_chooses_what_transformers_chooses(t
     with pytest.raises(ValueError, match="q8_0 only"):
         export_merged_gguf(tiny_run / "adapter", tmp_path / "x.gguf", adapted_type="q4_0")
     assert not (tmp_path / "x.gguf").exists()
+
+def test_cli_mixed_export_alone_writes_no_f16_intermediate(tiny_run, tmp_path):
+    from click.testing import CliRunner
+
+    from gentool_router.cli import main
+
+    result = CliRunner().invoke(main, ["export", str(tiny_run), "--out", str(tmp_path), "--no-lora",
+                                       "--quantize", "q4_1-q8_0"])
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["gentool-q4_1-q8_0.gguf"]
+
 
 def test_cli_quantization_choices_are_the_exporters():
     from gentool_router.cli import export_command

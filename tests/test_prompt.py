@@ -12,11 +12,14 @@ from gentool_router.prompt import (
     END_OF_TURN,
     MAX_CANDIDATES,
     MAX_QUERY_CHARS,
+    MAX_QUERY_TOKENS,
     NO_TOOL_SCORE,
     build_prompt,
     choice_probabilities,
     encode_parts,
+    encode_prompt,
     prefix_parts,
+    route_token_budget,
 )
 
 
@@ -60,3 +63,29 @@ def test_choice_probabilities_put_no_tool_last_at_its_fixed_score():
     assert choice_probabilities([NO_TOOL_SCORE])[0] == pytest.approx(0.5)
     assert choice_probabilities([]) == [1.0]  # no candidates: no tool
     assert choice_probabilities([1000.0, -1000.0])[0] == pytest.approx(1.0)  # no overflow
+
+
+def _word_tokens(text: str, parse_special: bool) -> list[int]:
+    """A stand-in tokenizer for the budget logic: one token per word (template pieces: one token)."""
+    return [0] if parse_special else [len(w) for w in text.split()]
+
+
+def test_short_routes_are_encoded_whole():
+    prompt = build_prompt("weather in Oslo", ["w", "e"], ["w(city): Weather now", "e(to): Email"])
+    query_ids, candidates = encode_prompt(prompt, _word_tokens)
+    assert query_ids == [0, 7, 2, 4, 0]
+    assert candidates == [[0, 8, 7, 3, 0], [0, 6, 5, 0]]
+
+
+def test_long_routes_are_cut_to_the_budget_trimming_the_longest_tool_texts_first():
+    long_query = " ".join(["word"] * 300)
+    texts = ["short(a): Does one thing"] + [" ".join(["x"] * n) for n in (80, 60, 40, 20)]
+    query_ids, candidates = encode_prompt(build_prompt(long_query, list("abcde"), texts), _word_tokens)
+    assert len(query_ids) == MAX_QUERY_TOKENS + 2  # the two template pieces are never cut
+    total = len(query_ids) + sum(len(c) for c in candidates)
+    assert total <= route_token_budget(5) == 250
+    lengths = [len(c) - 2 for c in candidates]
+    assert lengths[0] == 4  # the short text is untouched
+    # room 250 - 66 - 10 = 174 = 4 + 55 + 55 + 40 + 20: one cap for the longest, the others untouched
+    assert lengths == [4, 55, 55, 40, 20] and total == 250
+    assert route_token_budget(10) == 500

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
 
 from gentool_router.errors import GentoolError
-from gentool_router.prompt import ANSWER_NO, ANSWER_YES, build_prompt, encode_parts, prefix_parts
+from gentool_router.prompt import ANSWER_NO, ANSWER_YES, build_prompt, encode_parts, encode_prompt, prefix_parts
 from gentool_router.tool_text import render_tool
 from gentool_router.tools import NO_TOOL, Tool
 
@@ -82,10 +82,11 @@ def encode_record(record: dict[str, Any], tokenize: Callable[[str, bool], list[i
     tools = [Tool.from_dict(t) for t in record["tools"]]
     names = [t.name for t in tools]
     prompt = build_prompt(record["query"], names, [render_tool(t) for t in tools])
-    head = encode_parts([*prefix_parts(), *prompt.query], tokenize)
+    query_ids, candidate_ids = encode_prompt(prompt, tokenize)
+    head = encode_parts(prefix_parts(), tokenize) + query_ids
     if bos_id is not None:
         head = [bos_id, *head]
-    rows = tuple(tuple(head + encode_parts(parts, tokenize)) for parts in prompt.candidates)
+    rows = tuple(tuple(head + ids) for ids in candidate_ids)
     index = {name: i for i, name in enumerate(names)}
     index[NO_TOOL] = len(names)
     expected = record.get("expected") or NO_TOOL
