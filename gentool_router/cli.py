@@ -156,14 +156,18 @@ def eval_command(cases: Path, index_dir: Path | None, methods: tuple[str, ...], 
         if not name or not path:
             raise click.BadParameter(f"expected NAME=ADAPTER, got {item!r}", param_hint="--compare")
         extra[name] = Path(path)
-    summaries, records = {}, {}
+    # every selector is loaded before the first case runs: a wrong path or an adapter made for another prompt
+    # version fails in a second, not after the methods before it have run for minutes
+    selectors = {}
     for method in [*(methods or ([] if extra else ["gentool"])), *extra]:
         if method in extra:
             from .selector import LlamaSelector
 
-            selector = LlamaSelector(adapter_path=extra[method], n_threads=n_threads)
+            selectors[method] = LlamaSelector(adapter_path=extra[method], n_threads=n_threads)
         else:
-            selector = make_selector(method, model_path, adapter_path, n_threads)
+            selectors[method] = make_selector(method, model_path, adapter_path, n_threads)
+    summaries, records = {}, {}
+    for method, selector in selectors.items():
         records[method] = evaluate(loaded, selector, k=k, index=index,
                                    progress=lambda items: tqdm(items, desc=method, unit="case"))
         summaries[method] = summarize(records[method])
@@ -297,7 +301,7 @@ def train_command(data_dir: Path, out: Path, stages: str, no_export: bool, quiet
               help="Write gentool-f16.gguf, a standalone model with the LoRA merged in.")
 @click.option("--quantize", "quant_types", multiple=True,
               type=click.Choice(["q8_0", "q4_k_m", "q4_1", "q4_0", "q5_k_m", "q6_k", "q4_1-q8_0"]),  # = QUANT_TYPES
-              help="Also quantize the merged model (implies --merged); repeat for several. q4_1-q8_0 (ours): "
+              help="Also quantize the merged model (implies --merged, except q4_1-q8_0 alone); repeat for several. q4_1-q8_0 (ours): "
                    "the base's Q4_1 tensors unchanged, the LoRA-adapted ones at q8_0: the smallest file that "
                    "keeps the fine-tuning (see BENCHMARKS.md, 'Export').")
 @click.option("--lora-dtype", type=click.Choice(["f32", "f16"]), default="f32", show_default=True)
@@ -316,16 +320,17 @@ def export_command(run_dir: Path, out: Path, lora: bool, merged: bool, quant_typ
     if lora:
         path = export_lora_gguf(adapter, out / "gentool-lora.gguf", base_gguf=base_gguf, dtype=lora_dtype)
         click.echo(f"{path}  ({path.stat().st_size / 1e6:.1f} MB)")
-    if merged or quant_types:
+    # the f16 merge is the input of llama.cpp-style quantization; q4_1-q8_0 alone is built from the base directly
+    if merged or any(q != MIXED_TYPE for q in quant_types):
         f16 = export_merged_gguf(adapter, out / "gentool-f16.gguf", base_gguf=base_gguf)
         click.echo(f"{f16}  ({f16.stat().st_size / 1e6:.1f} MB)")
-        for quant_type in quant_types:
-            target = out / f"gentool-{quant_type}.gguf"
-            if quant_type == MIXED_TYPE:
-                path = export_merged_gguf(adapter, target, base_gguf=base_gguf, adapted_type="q8_0")
-            else:
-                path = quantize_gguf(f16, target, quant_type)
-            click.echo(f"{path}  ({path.stat().st_size / 1e6:.1f} MB)")
+    for quant_type in quant_types:
+        target = out / f"gentool-{quant_type}.gguf"
+        if quant_type == MIXED_TYPE:
+            path = export_merged_gguf(adapter, target, base_gguf=base_gguf, adapted_type="q8_0")
+        else:
+            path = quantize_gguf(f16, target, quant_type)
+        click.echo(f"{path}  ({path.stat().st_size / 1e6:.1f} MB)")
 
 
 @main.command("parity")

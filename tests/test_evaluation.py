@@ -101,6 +101,15 @@ def test_cases_without_tools_need_an_index(tmp_path):
     assert result.exit_code == 1 and "--index" in result.output
 
 
+def test_a_missing_compare_adapter_fails_before_any_method_runs(tmp_path):
+    path = tmp_path / "cases.jsonl"
+    path.write_text(json.dumps({**CASES[0], "id": "only"}) + "\n")
+    result = CliRunner().invoke(main, ["eval", str(path), "--method", "retrieval", "--compare",
+                                       f"new={tmp_path / 'missing.gguf'}", "--json", str(tmp_path / "out.json")])
+    assert result.exit_code == 1 and "missing.gguf" in result.output and "Traceback" not in result.output
+    assert "retrieval" not in result.output and not (tmp_path / "out.json").exists()
+
+
 SHARED = __import__("pathlib").Path(__file__).resolve().parents[2] / "shared" / "data"
 
 
