@@ -403,16 +403,23 @@ def test_real_agent_binds_what_the_router_chose(router, small_tools):
 def test_examples_run_with_real_models(examples_path, embedder, selector):
     models = {"embedder": embedder, "selector": selector}
     agent_example = importlib.import_module("langchain_agent")
-    for query, calls in agent_example.run_agent(agent_example.QUERIES[:2], **models):
-        assert calls and len(calls[0]) <= 1
+    # each model call of each conversation binds the routed tool (kept after it was called) or nothing
+    assert agent_example.run_agent(**models) == [
+        (agent_example.QUERIES[0], [["get_weather_forecast"], ["get_weather_forecast"]]),
+        (agent_example.QUERIES[1], [["convert_currency_historical"], ["convert_currency_historical"]]),
+        (agent_example.QUERIES[2], [[]]),
+    ]
     weak = importlib.import_module("weak_to_strong")
     before, after = weak.weak_then_strong(**models)
     assert weak.STRONG not in [c.name for c in before.candidates]
-    assert weak.STRONG in [c.name for c in after.candidates]
+    assert (before.name, after.name) == (weak.WEAK, weak.STRONG)  # the improved tool takes over
     zero = importlib.import_module("zero_to_one")
     before, after = zero.without_then_with(**models)
     assert not set(zero.TRANSLATION_TOOLS) & {c.name for c in before.candidates}
-    assert zero.ADDED in [c.name for c in after.candidates]
+    assert before.name == "generate_response"  # nothing fits: no tool
+    # once added, the new tool is the best-ranked tool; the shipped selector still abstains narrowly on this
+    # query (generate_response 0.49 against 0.38, TRAINING.md), so the test holds the ranking, not the choice
+    assert [c.name for c in after.ranking if c.name != "generate_response"][0] == zero.ADDED
     graph = importlib.import_module("langgraph_graph")
     (state,) = graph.run_graph(["Convert 120 euros to yen"], **models)
     assert set(state["routed_tools"]) <= {t.name for t in graph.TOOLS}
