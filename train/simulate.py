@@ -36,7 +36,7 @@ from gentool_router.persistence import atomic_folder
 from gentool_router.tool_text import TOOL_TEXT_VERSION, render_tool
 from gentool_router.tools import NO_TOOL, Tool
 
-from .sources import SourceQuery, load_multi_call_queries, load_sources, public_eval_queries
+from .sources import SourceQuery, load_multi_call_queries, load_sources, public_eval_queries, query_key
 from .weak import make_weak_variant
 
 __all__ = ["SimulationConfig", "generate_dataset", "add_version_hints", "SCENARIOS", "CASE_TYPES"]
@@ -160,7 +160,7 @@ def generate_dataset(
     rng = random.Random(config.seed)
     excluded = public_eval_queries() if config.exclude_public_queries else set()
     tools, queries = load_sources(exclude=excluded)
-    multi = [q for q in load_multi_call_queries(tools) if " ".join(q.query.split()).lower() not in excluded
+    multi = [q for q in load_multi_call_queries(tools) if query_key(q.query) not in excluded
              ] if config.multi_call_queries else []
     by_tool: dict[str, list[SourceQuery]] = defaultdict(list)
     for q in queries:

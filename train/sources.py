@@ -12,7 +12,7 @@ from pathlib import Path
 from gentool_router.tools import Tool, ToolValidationError, valid_tool_name
 
 __all__ = ["SourceQuery", "DATA_DIR", "PUBLIC_EVAL_QUERIES", "load_sources", "load_multi_call_queries",
-           "public_eval_queries"]
+           "public_eval_queries", "query_key"]
 
 DATA_DIR = Path(__file__).resolve().parent / "data"
 #: The queries of the public evaluation sets (BENCHMARKS.md), kept out of the generated data.
@@ -48,10 +48,11 @@ def public_eval_queries(path: Path = PUBLIC_EVAL_QUERIES) -> set[str]:
     ``../shared/data`` (Seal-Tools single-call tests, 200 MetaTool reliability and 1,000 MetaTool single-tool
     cases); train/data/README.md says how it was made.
     """
-    return {_key(json.loads(line)["query"]) for line in _lines(path)}
+    return {query_key(json.loads(line)["query"]) for line in _lines(path)}
 
 
-def _key(text: str) -> str:
+def query_key(text: str) -> str:
+    """How queries are compared across sources: whitespace collapsed, lower case."""
     return " ".join(text.split()).lower()
 
 
@@ -130,7 +131,7 @@ def load_sources(data_dir: Path = DATA_DIR, exclude: set[str] | None = None
     # a query text may also repeat across sources; keep its first occurrence only
     unique, texts = [], set(exclude or ())
     for q in queries:
-        if _key(q.query) not in texts:
-            texts.add(_key(q.query))
+        if query_key(q.query) not in texts:
+            texts.add(query_key(q.query))
             unique.append(q)
     return tools, unique
