@@ -307,9 +307,12 @@ def train_command(data_dir: Path, out: Path, stages: str, no_export: bool, quiet
 @click.option("--lora-dtype", type=click.Choice(["f32", "f16"]), default="f32", show_default=True)
 @click.option("--base", "base_gguf", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="Base model GGUF the adapter was trained on (default: the packaged one).")
+@click.option("--base-f16", is_flag=True,
+              help="Also write base-f16.gguf: the base alone, dequantized to f16, for checking the LoRA adapter "
+                   "without the base's 4-bit arithmetic (`parity --lora-base`).")
 @_friendly_errors
 def export_command(run_dir: Path, out: Path, lora: bool, merged: bool, quant_types: tuple[str, ...],
-                   lora_dtype: str, base_gguf: Path | None) -> None:
+                   lora_dtype: str, base_gguf: Path | None, base_f16: bool) -> None:
     """Export a trained run (RUN_DIR from `train`, or its adapter/ folder) to GGUF for llama.cpp."""
     try:
         from gentool_router_quantize.lora import export_lora_gguf
@@ -331,6 +334,9 @@ def export_command(run_dir: Path, out: Path, lora: bool, merged: bool, quant_typ
         else:
             path = quantize_gguf(f16, target, quant_type)
         click.echo(f"{path}  ({path.stat().st_size / 1e6:.1f} MB)")
+    if base_f16:
+        path = export_merged_gguf(None, out / "base-f16.gguf", base_gguf=base_gguf)
+        click.echo(f"{path}  ({path.stat().st_size / 1e6:.1f} MB)")
 
 
 @main.command("parity")
@@ -341,13 +347,17 @@ def export_command(run_dir: Path, out: Path, lora: bool, merged: bool, quant_typ
               help="Merged GGUF(s) to check; repeatable.")
 @click.option("--lora-gguf", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="GGUF LoRA adapter to check over the base model.")
+@click.option("--lora-base", "lora_bases", multiple=True,
+              type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="Base GGUF(s) to apply --lora-gguf over, e.g. base-f16.gguf from `export --base-f16`; "
+                   "repeatable (default: the packaged Q4_1 base).")
 @click.option("--limit", type=click.IntRange(min=1), default=100, show_default=True, help="Cases to compare.")
 @click.option("--tolerance", type=click.FloatRange(min=0), default=0.05, show_default=True,
               help="Largest allowed difference in the chosen tool's probability.")
 @click.option("--json", "json_out", type=click.Path(dir_okay=False, path_type=Path), help="Write the report here.")
 @_friendly_errors
-def parity_command(run_dir: Path, cases: Path, gguf_files: tuple[Path, ...], lora_gguf: Path | None, limit: int,
-                   tolerance: float, json_out: Path | None) -> None:
+def parity_command(run_dir: Path, cases: Path, gguf_files: tuple[Path, ...], lora_gguf: Path | None,
+                   lora_bases: tuple[Path, ...], limit: int, tolerance: float, json_out: Path | None) -> None:
     """Check that exported GGUFs choose what the trained transformers model chooses (exit 1 if not)."""
     from tqdm.auto import tqdm
 
@@ -356,6 +366,8 @@ def parity_command(run_dir: Path, cases: Path, gguf_files: tuple[Path, ...], lor
 
     if not gguf_files and lora_gguf is None:
         raise click.UsageError("give --gguf and/or --lora-gguf")
+    if lora_bases and lora_gguf is None:
+        raise click.UsageError("--lora-base needs --lora-gguf")
     adapter = run_dir / "adapter" if (run_dir / "adapter").is_dir() else run_dir
     records = [r for r in load_records(cases) if r.get("tools")][:limit]
 
@@ -365,7 +377,9 @@ def parity_command(run_dir: Path, cases: Path, gguf_files: tuple[Path, ...], lor
     reference = reference_probabilities(adapter, records, progress=bar("transformers"))
     candidates = [(p.name, p, None) for p in gguf_files]
     if lora_gguf is not None:
-        candidates.append((f"base + {lora_gguf.name}", None, lora_gguf))
+        for lora_base in lora_bases or (None,):
+            base_name = lora_base.name if lora_base is not None else "packaged base"
+            candidates.append((f"{base_name} + {lora_gguf.name}", lora_base, lora_gguf))
     reports = [check_parity(name, reference, records, model, lora, progress=bar(name))
                for name, model, lora in candidates]
     failed = False

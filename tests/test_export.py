@@ -190,15 +190,20 @@ def test_parity_command_checks_exported_files_against_transformers(tiny_run, tmp
     cases = tmp_path / "cases.jsonl"
     cases.write_text("".join(json.dumps(r) + "\n" for r in tiny_records()[:6]))
     runner = CliRunner()
-    export = runner.invoke(main, ["export", str(tiny_run), "--out", str(tmp_path), "--merged"])
+    export = runner.invoke(main, ["export", str(tiny_run), "--out", str(tmp_path), "--merged", "--base-f16"])
     assert export.exit_code == 0, export.output
     report_path = tmp_path / "parity.json"
+    lora = str(tmp_path / "gentool-lora.gguf")
     result = runner.invoke(main, ["parity", str(tiny_run), "--cases", str(cases), "--gguf",
-                                  str(tmp_path / "gentool-f16.gguf"), "--lora-gguf", str(tmp_path / "gentool-lora.gguf"),
-                                  "--json", str(report_path)])
+                                  str(tmp_path / "gentool-f16.gguf"), "--lora-gguf", lora,
+                                  "--lora-base", str(tmp_path / "base-f16.gguf"), "--json", str(report_path)])
     assert result.exit_code == 0, result.output
     reports = json.loads(report_path.read_text())
+    assert [r["name"] for r in reports] == ["gentool-f16.gguf", "base-f16.gguf + gentool-lora.gguf"]
     assert [r["cases"] for r in reports] == [6, 6] and all(r["agreement"] == 1.0 for r in reports)
     assert "same tool in 6/6 cases" in result.output
+    lone_base = runner.invoke(main, ["parity", str(tiny_run), "--cases", str(cases), "--gguf",
+                                     str(tmp_path / "gentool-f16.gguf"), "--lora-base", str(tmp_path / "base-f16.gguf")])
+    assert lone_base.exit_code == 2 and "--lora-base needs --lora-gguf" in lone_base.output
     missing = runner.invoke(main, ["parity", str(tiny_run), "--cases", str(cases)])
     assert missing.exit_code == 2 and "give --gguf and/or --lora-gguf" in missing.output

@@ -57,6 +57,29 @@ def test_losses_match_their_definitions():
 
 
 @pytest.mark.slow
+def test_packed_scores_equal_one_prompt_per_candidate_through_the_real_model():
+    """Training packs each record (head once, tails masked apart); it must score what the runtime's prompts score."""
+    from gentool_router_train.base_model import load_base
+    from gentool_router_train.encode import answer_ids, hf_tokenize
+    from gentool_router_train.trainer import choice_scores
+
+    model, tokenizer = load_base()
+    model.eval()
+    tokenize = hf_tokenize(tokenizer)
+    yes, no = answer_ids(tokenize)
+    examples = [encode_record(r, tokenize) for r in tiny_records()[:5]]  # 4 and 3 candidates, different lengths
+    with torch.no_grad():
+        packed = choice_scores(model, examples, (yes, no), 0, "cpu")
+        for example, scores in zip(examples, packed):
+            alone = []
+            for row in example.rows:  # one full prompt per candidate, as llama.cpp sees it
+                logits = model(input_ids=torch.tensor([row])).logits[0, -1]
+                alone.append(float(logits[yes] - logits[no]))
+            assert scores[:-1].tolist() == pytest.approx(alone, abs=2e-4)
+            assert float(scores[-1]) == 0.0
+
+
+@pytest.mark.slow
 def test_tiny_training_through_the_cli_changes_the_selector(tmp_path):
     from gentool_router import LlamaSelector, render_tool
 
@@ -123,10 +146,10 @@ def test_no_tool_score_calibration_picks_the_threshold_that_fits_dev():
     from gentool_router_train.encode import Example
 
     # best candidate scores: two tool cases at 1.5 and 0.8 (right tool on top), two no-tool cases at 0.5 and -1
-    cases = [(Example(((1,), (2,)), (0, 1, 2), 0, "plain"), [1.5, 0.2]),
-             (Example(((1,), (2,)), (1, 0, 2), 1, "plain"), [0.1, 0.8]),
-             (Example(((1,), (2,)), (2, 0, 1), 2, "no-tool"), [0.5, 0.3]),
-             (Example(((1,), (2,)), (2, 0, 1), 2, "no-tool"), [-1.0, -2.0])]
+    cases = [(Example((), ((1,), (2,)), (0, 1, 2), 0, "plain"), [1.5, 0.2]),
+             (Example((), ((1,), (2,)), (1, 0, 2), 1, "plain"), [0.1, 0.8]),
+             (Example((), ((1,), (2,)), (2, 0, 1), 2, "no-tool"), [0.5, 0.3]),
+             (Example((), ((1,), (2,)), (2, 0, 1), 2, "no-tool"), [-1.0, -2.0])]
     scores = [torch.tensor([*s, 0.0]) for _, s in cases]
     threshold, accuracy = trainer.calibrate_no_tool_score([e for e, _ in cases], scores)
     assert 0.5 <= threshold < 0.8 and accuracy == 1.0  # at 0 the no-tool case scoring 0.5 would be missed

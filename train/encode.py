@@ -32,21 +32,28 @@ class Example:
     ``generate_response``, whose score is the fixed :data:`~gentool_router.prompt.NO_TOOL_SCORE`.
 
     Attributes:
-        rows: For each candidate, the whole prompt (static prefix, query, candidate) ending where the
-            runtime reads the yes/no logits.
+        head: The tokens every candidate's prompt starts with (static prefix and query).
+        tails: For each candidate, the tokens after ``head``, ending where the runtime reads the yes/no logits.
         ranking: Every choice, best first (stage 1's target).
         target: The one right choice (stage 2's target).
         case_type: The record's case type, for per-type accuracy.
     """
 
-    rows: tuple[tuple[int, ...], ...]
+    head: tuple[int, ...]
+    tails: tuple[tuple[int, ...], ...]
     ranking: tuple[int, ...]
     target: int
     case_type: str
 
     @property
+    def rows(self) -> tuple[tuple[int, ...], ...]:
+        """Each candidate's whole prompt (``head + tail``), as the runtime evaluates it."""
+        return tuple(self.head + tail for tail in self.tails)
+
+    @property
     def tokens(self) -> int:
-        return sum(len(r) for r in self.rows)
+        """Tokens of the packed form the trainer evaluates: the head once, then every tail."""
+        return len(self.head) + sum(len(t) for t in self.tails)
 
 
 def hf_tokenize(tokenizer: Any) -> Callable[[str, bool], list[int]]:
@@ -86,7 +93,6 @@ def encode_record(record: dict[str, Any], tokenize: Callable[[str, bool], list[i
     head = encode_parts(prefix_parts(), tokenize) + query_ids
     if bos_id is not None:
         head = [bos_id, *head]
-    rows = tuple(tuple(head + ids) for ids in candidate_ids)
     index = {name: i for i, name in enumerate(names)}
     index[NO_TOOL] = len(names)
     expected = record.get("expected") or NO_TOOL
@@ -97,7 +103,8 @@ def encode_record(record: dict[str, Any], tokenize: Callable[[str, bool], list[i
     if ranking[0] != index[expected]:
         ranking.remove(index[expected])
         ranking.insert(0, index[expected])
-    return Example(rows, tuple(ranking), index[expected], record.get("case_type") or "")
+    return Example(tuple(head), tuple(tuple(ids) for ids in candidate_ids), tuple(ranking), index[expected],
+                   record.get("case_type") or "")
 
 
 def answer_ids(tokenize: Callable[[str, bool], list[int]]) -> tuple[int, int]:

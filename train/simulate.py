@@ -69,8 +69,8 @@ class SimulationConfig:
         "help": "Also train on Seal-Tools' multi-call queries, one case per call with the query's other tools "
                 "hidden (the corpus's Seal-Tools-style targets; train split only)."})
     exclude_public_queries: bool = field(default=True, metadata={
-        "help": "Leave out the queries of the public evaluation sets (train/data/public-eval-queries.jsonl.gz), "
-                "so their figures are held-out figures."})
+        "help": "Leave out the queries of the public evaluation sets (train/data/public-eval-queries.jsonl.gz) "
+                "and the bundled example queries, so their figures are held-out figures."})
 
 
 @dataclass

@@ -42,13 +42,17 @@ def _metatool_name(name: str) -> str:
 
 
 def public_eval_queries(path: Path = PUBLIC_EVAL_QUERIES) -> set[str]:
-    """Lower-cased, whitespace-collapsed query texts of the public evaluation sets.
+    """Lower-cased, whitespace-collapsed query texts of the evaluation sets in BENCHMARKS.md.
 
     The file holds the queries of the three case files that ``benchmarks/run_eval.sh`` converts from
     ``../shared/data`` (Seal-Tools single-call tests, 200 MetaTool reliability and 1,000 MetaTool single-tool
-    cases); train/data/README.md says how it was made.
+    cases); train/data/README.md says how it was made. The bundled example queries (``gentool-router demo``,
+    also evaluated in BENCHMARKS.md; twelve of them are Seal-Tools queries) are added, so the demo shows
+    held-out queries too.
     """
-    return {query_key(json.loads(line)["query"]) for line in _lines(path)}
+    from gentool_router.examples import example_queries
+
+    return {query_key(json.loads(line)["query"]) for line in _lines(path)} | set(map(query_key, example_queries()))
 
 
 def query_key(text: str) -> str:

@@ -177,7 +177,7 @@ def train(config: TrainConfig, out_dir: Path, *, show_progress: bool = True,
     for stage_index in range(progress.stage_index, len(config.stages)):
         stage = config.stages[stage_index]
         examples = [e for e in (encode_record(r, tokenize) for r in plan[stage])
-                    if e.rows and max(len(row) for row in e.rows) <= config.max_prompt_tokens]
+                    if e.tails and len(e.head) + max(len(t) for t in e.tails) <= config.max_prompt_tokens]
         batches = _batches(examples, config.batch_size, config.seed + stage_index)
         optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad],
                                       lr=config.learning_rate, weight_decay=0.0)
@@ -385,37 +385,66 @@ def _schedule(warmup: int, total: int) -> Callable[[int], float]:
     return factor
 
 
-def _left_pad(rows: Sequence[Sequence[int]], pad: int) -> tuple[Any, Any]:
+def _pack(batch: Sequence[Example], pad_id: int) -> tuple[Any, Any, Any, list[tuple[int, int]]]:
+    """One row per example: its head once, then every candidate's tail, with a mask that keeps tails apart.
+
+    Each tail attends to the head and to its own earlier tokens only, and its positions continue from the head's
+    end, so every tail is computed exactly as its own ``head + tail`` prompt would be (the runtime evaluates the
+    query once and each candidate from its KV cache: the same thing). The head, shared by 5-6 candidates, is
+    evaluated once instead of once per candidate, which halves the tokens a training step costs.
+
+    Returns ``(ids, positions, mask, ends)``: ``mask`` is additive (0 or the dtype's minimum), shape
+    ``[batch, 1, width, width]``; ``ends`` lists ``(row, column)`` of each tail's last token, in order.
+    """
     import torch
 
-    width = max(len(r) for r in rows)
-    ids = torch.full((len(rows), width), pad, dtype=torch.long)
-    mask = torch.zeros((len(rows), width), dtype=torch.long)
-    for i, row in enumerate(rows):
-        ids[i, width - len(row):] = torch.tensor(row, dtype=torch.long)
-        mask[i, width - len(row):] = 1
-    return ids, mask
-
-
-def _positions(mask: Any) -> Any:
-    return (mask.cumsum(-1) - 1).clamp(min=0)
+    width = max(e.tokens for e in batch)
+    ids = torch.full((len(batch), width), pad_id, dtype=torch.long)
+    positions = torch.zeros((len(batch), width), dtype=torch.long)
+    block = torch.full((len(batch), width), -2, dtype=torch.long)  # -1: head, i: tail i, -2: padding
+    ends: list[tuple[int, int]] = []
+    for row, example in enumerate(batch):
+        head = len(example.head)
+        ids[row, :head] = torch.tensor(example.head, dtype=torch.long)
+        positions[row, :head] = torch.arange(head)
+        block[row, :head] = -1
+        at = head
+        for index, tail in enumerate(example.tails):
+            ids[row, at:at + len(tail)] = torch.tensor(tail, dtype=torch.long)
+            positions[row, at:at + len(tail)] = torch.arange(head, head + len(tail))
+            block[row, at:at + len(tail)] = index
+            at += len(tail)
+            ends.append((row, at - 1))
+    query_block, key_block = block[:, :, None], block[:, None, :]
+    causal = torch.ones((width, width), dtype=torch.bool).tril()
+    allowed = causal & ((key_block == -1) | (key_block == query_block)) & (key_block != -2)
+    allowed |= torch.eye(width, dtype=torch.bool)  # padding attends to itself: no all-masked row, no NaN
+    mask = torch.zeros(allowed.shape, dtype=torch.float32).masked_fill(~allowed, torch.finfo(torch.float32).min)
+    return ids, positions, mask[:, None], ends
 
 
 def choice_scores(model: Any, batch: Sequence[Example], answers: tuple[int, int], pad_id: int,
-                   device: str) -> list[Any]:
-    """Per example: the candidates' yes-minus-no logit gaps followed by the fixed no-tool score."""
+                  device: str) -> list[Any]:
+    """Per example: the candidates' yes-minus-no logit gaps followed by the fixed no-tool score.
+
+    The examples are packed (:func:`_pack`), and only the two answer rows of the LM head are applied, at the
+    tails' last tokens (the whole 49k-row LM head costs as much per token as eight transformer layers).
+    """
     import torch
 
     from gentool_router.prompt import NO_TOOL_SCORE
 
-    rows = [list(row) for example in batch for row in example.rows]
-    ids, mask = _left_pad(rows, pad_id)
-    logits = model(input_ids=ids.to(device), attention_mask=mask.to(device),
-                   position_ids=_positions(mask).to(device), logits_to_keep=1).logits[:, -1, :].float()
-    gaps = logits[:, answers[0]] - logits[:, answers[1]]
+    ids, positions, mask, ends = _pack(batch, pad_id)
+    hidden = model.get_decoder()(input_ids=ids.to(device), attention_mask=mask.to(device, model.dtype),
+                                 position_ids=positions.to(device), use_cache=False).last_hidden_state
+    rows = torch.tensor([r for r, _ in ends], device=hidden.device)
+    columns = torch.tensor([c for _, c in ends], device=hidden.device)
+    head_weight = model.get_output_embeddings().weight
+    direction = (head_weight[answers[0]] - head_weight[answers[1]]).to(hidden.dtype)
+    gaps = hidden[rows, columns].float() @ direction.float()
     scores, offset = [], 0
     for example in batch:
-        k = len(example.rows)
+        k = len(example.tails)
         scores.append(torch.cat([gaps[offset:offset + k], gaps.new_full((1,), NO_TOOL_SCORE)]))
         offset += k
     return scores
