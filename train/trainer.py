@@ -6,7 +6,10 @@ The recipe is designed for two CPU cores (about 3 hours for the shipped run), an
 - **LoRA on the upper layers only** (:attr:`TrainConfig.lora_first_layer`): the lower layers have no trainable
   weights, so back-propagation stops halfway down the model.
 - **Loss on the answer only, logits on the answer only**: the LM head (49k × 576) costs as much per token as
-  eight transformer layers; we compute it for the answer positions alone (``logits_to_keep``).
+  eight transformer layers; we apply its yes and no rows at the answer positions alone.
+- **Each record packed into one row** (:func:`_pack`): the static prefix and the query, shared by the 5-6
+  candidate prompts of a record, are evaluated once, and an attention mask keeps the candidates apart. Same
+  scores as one prompt per candidate (tested), half the tokens: a step of 4 records took 2.6 s instead of 5.8 s.
 - **No padding waste**: examples are grouped by length before batching; left padding keeps every answer at the
   end of its row.
 - **Examples that teach most**: an equal share of each case type (:func:`sample_balanced`), so the rare hard
