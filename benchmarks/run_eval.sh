@@ -1,17 +1,31 @@
 #!/usr/bin/env bash
-# The evaluation tables of BENCHMARKS.md: every method on the held-out GenTool test sample and the converted
-# public sets. Needs ../shared/data beside the repo and a quiet machine (about 30 minutes on 2 cores).
+# The evaluation tables of BENCHMARKS.md ("Evaluation"): the GenTool selector, retrieval and the zero-shot base on
+# the held-out GenTool test sample, then the selector and retrieval on the converted public sets and the bundled
+# example queries. Needs ../shared/data beside the repo and a quiet machine (about 40 minutes on 2 cores).
+#   benchmarks/run_eval.sh                 # the packaged (shipped, gentool-v2) selector on its own test data
+#   ADAPTER=data/runs/gentool-v3/gentool-lora.gguf DATA=data/gentool-v3 GEN_ARGS= OUT=bench-out/v3 benchmarks/run_eval.sh
 set -euxo pipefail
 cd "$(dirname "$0")/.."
 G=.venv/bin/gentool-router
-mkdir -p bench-out
-[ -f data/gentool/test.jsonl ] || $G generate-data --out data/gentool --seed 0
-python3 -c "l=open('data/gentool/test.jsonl').read().splitlines(); open('bench-out/gentool-test-sample.jsonl','w').write('\n'.join(l[::9])+'\n')"
-$G convert-cases seal-tools --source ../shared/data/seal-tools --out bench-out/seal.jsonl
-$G convert-cases metatool-reliability --source ../shared/data/metatool --out bench-out/mt-rel.jsonl --limit 200
-$G convert-cases metatool-single --source ../shared/data/metatool --out bench-out/mt-single.jsonl --limit 1000
-$G index bench-out/seal.tools.jsonl --out bench-out/seal-index --quiet
-time $G eval bench-out/gentool-test-sample.jsonl --method retrieval --method base --json bench-out/gentool-test.json --plot bench-out/gentool-test.png
-time $G eval bench-out/seal.jsonl --index bench-out/seal-index --method retrieval --method base --json bench-out/seal.json
-time $G eval bench-out/mt-rel.jsonl --method retrieval --method base --json bench-out/mt-rel.json
-time $G eval bench-out/mt-single.jsonl --method base --json bench-out/mt-single.json
+DATA=${DATA:-data/gentool-v2}
+# the shipped adapter's data: today's defaults except that the bundled example queries were not yet left out
+GEN_ARGS=${GEN_ARGS---no-exclude-example-queries}
+OUT=${OUT:-bench-out}
+SELECTOR=(--method gentool)
+[ -n "${ADAPTER:-}" ] && SELECTOR=(--method gentool --adapter "$ADAPTER")
+mkdir -p "$OUT"
+[ -f "$DATA/test.jsonl" ] || $G generate-data --out "$DATA" --seed 0 $GEN_ARGS
+python3 -c "import sys; l=open(sys.argv[1]).read().splitlines(); open(sys.argv[2],'w').write('\n'.join(l[::9])+'\n')" \
+    "$DATA/test.jsonl" "$OUT/gentool-test-sample.jsonl"
+$G convert-cases seal-tools --source ../shared/data/seal-tools --out "$OUT/seal.jsonl"
+$G convert-cases metatool-reliability --source ../shared/data/metatool --out "$OUT/mt-rel.jsonl" --limit 200
+$G convert-cases metatool-single --source ../shared/data/metatool --out "$OUT/mt-single.jsonl" --limit 1000
+[ -f "$OUT/seal-index/manifest.json" ] || $G index "$OUT/seal.tools.jsonl" --out "$OUT/seal-index" --quiet
+[ -f "$OUT/example-index/manifest.json" ] || $G index gentool_router/data/example_tools.jsonl --out "$OUT/example-index" --quiet
+time $G eval "$OUT/gentool-test-sample.jsonl" "${SELECTOR[@]}" --method retrieval --method base \
+    --json "$OUT/gentool-test.json" --plot "$OUT/gentool-test.png"
+time $G eval gentool_router/data/example_queries.jsonl --index "$OUT/example-index" "${SELECTOR[@]}" --method retrieval \
+    --json "$OUT/examples.json"
+time $G eval "$OUT/seal.jsonl" --index "$OUT/seal-index" "${SELECTOR[@]}" --method retrieval --json "$OUT/seal.json"
+time $G eval "$OUT/mt-rel.jsonl" "${SELECTOR[@]}" --method retrieval --json "$OUT/mt-rel.json"
+time $G eval "$OUT/mt-single.jsonl" "${SELECTOR[@]}" --limit 300 --json "$OUT/mt-single.json"

@@ -12,7 +12,8 @@ from click.testing import CliRunner
 from gentool_router import Tool
 from gentool_router.cli import main
 from gentool_router_train.simulate import CASE_TYPES, SCENARIOS
-from gentool_router_train.sources import load_multi_call_queries, load_sources, public_eval_queries
+from gentool_router_train.sources import (example_eval_queries, load_multi_call_queries, load_sources,
+                                          public_eval_queries)
 from gentool_router_train.weak import is_weaker, make_weak_variant
 
 
@@ -66,10 +67,13 @@ def test_held_out_tools_and_queries_never_reach_training(generated):
 
 
 @pytest.mark.slow
-def test_public_evaluation_queries_are_left_out_of_every_split(generated):
+def test_public_and_example_queries_are_left_out_of_every_split(generated):
     out, _ = generated
     public = public_eval_queries()
     assert len(public) > 1400
+    examples = example_eval_queries()
+    assert len(examples) == 21
+    public |= examples
     for split in ("train", "dev", "test"):
         assert not [c["id"] for c in _read(out, split) if " ".join(c["query"].split()).lower() in public]
 
@@ -202,5 +206,6 @@ def test_version_hints_elsewhere_never_point_at_a_wrong_answer():
 def test_generate_data_has_the_simulation_flags():
     result = CliRunner().invoke(main, ["generate-data", "--help"])
     for flag in ("--version-hint-share", "--multi-call-queries / --no-multi-call-queries",
-                 "--exclude-public-queries / --no-exclude-public-queries"):
+                 "--exclude-public-queries / --no-exclude-public-queries",
+                 "--exclude-example-queries / --no-exclude-example-queries"):
         assert flag in result.output

@@ -36,7 +36,8 @@ from gentool_router.persistence import atomic_folder
 from gentool_router.tool_text import TOOL_TEXT_VERSION, render_tool
 from gentool_router.tools import NO_TOOL, Tool
 
-from .sources import SourceQuery, load_multi_call_queries, load_sources, public_eval_queries, query_key
+from .sources import (SourceQuery, example_eval_queries, load_multi_call_queries, load_sources, public_eval_queries,
+                      query_key)
 from .weak import make_weak_variant
 
 __all__ = ["SimulationConfig", "generate_dataset", "add_version_hints", "SCENARIOS", "CASE_TYPES"]
@@ -69,8 +70,11 @@ class SimulationConfig:
         "help": "Also train on Seal-Tools' multi-call queries, one case per call with the query's other tools "
                 "hidden (the corpus's Seal-Tools-style targets; train split only)."})
     exclude_public_queries: bool = field(default=True, metadata={
-        "help": "Leave out the queries of the public evaluation sets (train/data/public-eval-queries.jsonl.gz) "
-                "and the bundled example queries, so their figures are held-out figures."})
+        "help": "Leave out the queries of the public evaluation sets (train/data/public-eval-queries.jsonl.gz), "
+                "so their figures are held-out figures."})
+    exclude_example_queries: bool = field(default=True, metadata={
+        "help": "Leave out the bundled example queries (gentool-router demo) too. Off, seed 0 reproduces the "
+                "data of the shipped adapter (gentool-v2) byte for byte."})
 
 
 @dataclass
@@ -159,6 +163,8 @@ def generate_dataset(
         embed = lambda texts: embedder.embed_documents(texts, show_progress=True)  # noqa: E731
     rng = random.Random(config.seed)
     excluded = public_eval_queries() if config.exclude_public_queries else set()
+    if config.exclude_example_queries:
+        excluded |= example_eval_queries()
     tools, queries = load_sources(exclude=excluded)
     multi = [q for q in load_multi_call_queries(tools) if query_key(q.query) not in excluded
              ] if config.multi_call_queries else []

@@ -12,7 +12,7 @@ from pathlib import Path
 from gentool_router.tools import Tool, ToolValidationError, valid_tool_name
 
 __all__ = ["SourceQuery", "DATA_DIR", "PUBLIC_EVAL_QUERIES", "load_sources", "load_multi_call_queries",
-           "public_eval_queries", "query_key"]
+           "public_eval_queries", "example_eval_queries", "query_key"]
 
 DATA_DIR = Path(__file__).resolve().parent / "data"
 #: The queries of the public evaluation sets (BENCHMARKS.md), kept out of the generated data.
@@ -42,17 +42,23 @@ def _metatool_name(name: str) -> str:
 
 
 def public_eval_queries(path: Path = PUBLIC_EVAL_QUERIES) -> set[str]:
-    """Lower-cased, whitespace-collapsed query texts of the evaluation sets in BENCHMARKS.md.
+    """Lower-cased, whitespace-collapsed query texts of the public evaluation sets.
 
     The file holds the queries of the three case files that ``benchmarks/run_eval.sh`` converts from
     ``../shared/data`` (Seal-Tools single-call tests, 200 MetaTool reliability and 1,000 MetaTool single-tool
-    cases); train/data/README.md says how it was made. The bundled example queries (``gentool-router demo``,
-    also evaluated in BENCHMARKS.md; twelve of them are Seal-Tools queries) are added, so the demo shows
-    held-out queries too.
+    cases); train/data/README.md says how it was made.
+    """
+    return {query_key(json.loads(line)["query"]) for line in _lines(path)}
+
+
+def example_eval_queries() -> set[str]:
+    """The bundled example queries (``gentool-router demo``, evaluated in BENCHMARKS.md), keyed like the others.
+
+    Twelve of them are Seal-Tools queries, so without this they can land in the training data.
     """
     from gentool_router.examples import example_queries
 
-    return {query_key(json.loads(line)["query"]) for line in _lines(path)} | set(map(query_key, example_queries()))
+    return set(map(query_key, example_queries()))
 
 
 def query_key(text: str) -> str:
