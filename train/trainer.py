@@ -9,9 +9,9 @@ The recipe is designed for two CPU cores (about 3 hours for the shipped run), an
   eight transformer layers; we apply its yes and no rows at the answer positions alone.
 - **Each record packed into one row** (:func:`_pack`): the static prefix and the query, shared by the 5-6
   candidate prompts of a record, are evaluated once, and an attention mask keeps the candidates apart. Same
-  scores as one prompt per candidate (tested), half the tokens: a step of 4 records took 2.6 s instead of 5.8 s.
-- **No padding waste**: examples are grouped by length before batching; left padding keeps every answer at the
-  end of its row.
+  scores as one prompt per candidate (tested), half the tokens: a step of 4 records takes 2.9 s instead of 6.2 s
+  (``benchmarks/bench_train_step.py``).
+- **No padding waste**: examples are grouped by their packed length before batching.
 - **Examples that teach most**: an equal share of each case type (:func:`sample_balanced`), so the rare hard
   cases (no tool fits, weak next to strong) are not drowned by easy ones; stage 2 sees records stage 1 did not.
 
