@@ -13,6 +13,8 @@ import time
 from pathlib import Path
 from typing import Any, Sequence
 
+from gentool_router_train.trainer import split_scores
+
 
 def one_row_per_candidate(model: Any, batch: Sequence[Any], answers: tuple[int, int], pad_id: int, device: str) -> list[Any]:
     """The layout before packing: each candidate's whole prompt as its own left-padded row."""
@@ -28,13 +30,7 @@ def one_row_per_candidate(model: Any, batch: Sequence[Any], answers: tuple[int, 
     positions = (mask.cumsum(-1) - 1).clamp(min=0)
     logits = model(input_ids=ids.to(device), attention_mask=mask.to(device), position_ids=positions.to(device),
                    logits_to_keep=1).logits[:, -1].float()
-    gaps = logits[:, answers[0]] - logits[:, answers[1]]
-    scores, offset = [], 0
-    for example in batch:
-        k = len(example.tails)
-        scores.append(torch.cat([gaps[offset:offset + k], gaps.new_zeros(1)]))
-        offset += k
-    return scores
+    return split_scores(logits[:, answers[0]] - logits[:, answers[1]], batch)
 
 
 def main() -> None:

@@ -9,6 +9,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+from gentool_router.examples import example_queries
 from gentool_router.tools import Tool, ToolValidationError, valid_tool_name
 
 __all__ = ["SourceQuery", "DATA_DIR", "PUBLIC_EVAL_QUERIES", "load_sources", "load_multi_call_queries",
@@ -56,8 +57,6 @@ def example_eval_queries() -> set[str]:
 
     Twelve of them are Seal-Tools queries, so without this they can land in the training data.
     """
-    from gentool_router.examples import example_queries
-
     return set(map(query_key, example_queries()))
 
 

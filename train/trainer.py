@@ -43,7 +43,7 @@ from .encode import STAGES, Example, answer_ids, encode_record, hf_tokenize, loa
 
 __all__ = [
     "TrainConfig", "train", "calibrate_run", "calibrate_no_tool_score", "choice_accuracy", "dev_scores",
-    "choice_scores", "selection_loss", "ranking_loss", "LORA_TARGETS", "ADAPTER_DIR", "TRAINING_JSON",
+    "choice_scores", "split_scores", "selection_loss", "ranking_loss", "LORA_TARGETS", "ADAPTER_DIR", "TRAINING_JSON",
 ]
 
 LORA_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
@@ -435,16 +435,22 @@ def choice_scores(model: Any, batch: Sequence[Example], answers: tuple[int, int]
     """
     import torch
 
-    from gentool_router.prompt import NO_TOOL_SCORE
-
     ids, positions, mask, ends = _pack(batch, pad_id)
     hidden = model.get_decoder()(input_ids=ids.to(device), attention_mask=mask.to(device, model.dtype),
                                  position_ids=positions.to(device), use_cache=False).last_hidden_state
     rows = torch.tensor([r for r, _ in ends], device=hidden.device)
     columns = torch.tensor([c for _, c in ends], device=hidden.device)
     head_weight = model.get_output_embeddings().weight
-    direction = (head_weight[answers[0]] - head_weight[answers[1]]).to(hidden.dtype)
-    gaps = hidden[rows, columns].float() @ direction.float()
+    gaps = hidden[rows, columns].float() @ (head_weight[answers[0]] - head_weight[answers[1]]).float()
+    return split_scores(gaps, batch)
+
+
+def split_scores(gaps: Any, batch: Sequence[Example]) -> list[Any]:
+    """The flat candidate gaps of a batch, cut per example, each followed by the fixed no-tool score."""
+    import torch
+
+    from gentool_router.prompt import NO_TOOL_SCORE
+
     scores, offset = [], 0
     for example in batch:
         k = len(example.tails)
