@@ -2,17 +2,19 @@
 
 Evaluates, on the same cases and through the same code as ``gentool-router eval``:
 
-* ``base + LoRA``: the packaged Q4_1 base with the shipped GGUF LoRA adapter (the default selector);
+* ``base + LoRA``: the packaged Q4_1 base with the run's GGUF LoRA adapter (``--adapter``; default the shipped one);
 * every merged GGUF in ``--export-dir`` (``gentool-<type>.gguf`` from ``gentool-router export --merged
-  --quantize ...``), e.g. f16, q8_0, q4_k_m, q4_1, q4_1-q8_0.
+  --quantize ...``), e.g. f16, q8_0, q4_k_m, q4_1, q4_1-q8_0;
+* any other GGUF named with ``--gguf LABEL=PATH``.
 
 Besides accuracy it prints how many answers differ from the f16 model's (the unquantized merge is the reference:
 a quantization that changes answers loses what the training bought). Run it on a quiet machine:
 
-    .venv/bin/gentool-router export data/runs/gentool-v1 --out bench-out/export --no-lora \\
-        --quantize q8_0 --quantize q4_k_m --quantize q4_1 --quantize q4_1-q8_0
+    .venv/bin/gentool-router export data/runs/RUN --out bench-out/export --quantize q8_0 --quantize q4_k_m
+    .venv/bin/gentool-router export data/runs/RUN --out bench-out/plain --no-lora --quantize q4_k_m --no-keep-adapted
     .venv/bin/python benchmarks/bench_export.py --cases bench-out/gentool-test-sample.jsonl \\
-        --export-dir bench-out/export --limit 200 --json bench-out/export.json
+        --export-dir bench-out/export --adapter bench-out/export/gentool-lora.gguf \\
+        --gguf "merged q4_k_m, llama.cpp recipe=bench-out/plain/gentool-q4_k_m.gguf" --limit 200 --json bench-out/export.json
 """
 
 from __future__ import annotations
@@ -32,21 +34,38 @@ from gentool_router.selector import LlamaSelector
 ORDER = ("f16", "q8_0", "q6_k", "q5_k_m", "q4_k_m", "q4_1-q8_0", "q4_1", "q4_0")
 
 
-def variants(export_dir: Path) -> list[tuple[str, dict[str, Any], int]]:
-    """(label, LlamaSelector options, bytes on disk) for base + LoRA and each merged GGUF found."""
+def variants(export_dir: Path, adapter: Path | None = None,
+             extra: dict[str, Path] | None = None) -> list[tuple[str, dict[str, Any], int]]:
+    """(label, LlamaSelector options, bytes on disk) for base + LoRA, each merged GGUF found, and ``extra``.
+
+    ``adapter`` is the GGUF LoRA of the run the merged files come from (default: the shipped one).
+    """
     found = {p.stem.removeprefix("gentool-"): p for p in sorted(export_dir.glob("gentool-*.gguf"))
              if p.stem != "gentool-lora"}
     names = [n for n in ORDER if n in found] + sorted(set(found) - set(ORDER))
-    adapter = default_adapter()
-    rows = [("base Q4_1 + LoRA", {}, base_selector_gguf().stat().st_size + adapter.stat().st_size)]
+    adapter = adapter or default_adapter()
+    rows = [("base Q4_1 + LoRA", {"adapter_path": adapter}, base_selector_gguf().stat().st_size + adapter.stat().st_size)]
     rows += [(f"merged {n}", {"model_path": found[n]}, found[n].stat().st_size) for n in names]
+    rows += [(label, {"model_path": path}, path.stat().st_size) for label, path in (extra or {}).items()]
     return rows
+
+
+def _label_and_path(text: str) -> tuple[str, Path]:
+    label, sep, path = text.partition("=")
+    if not sep or not Path(path).is_file():
+        raise argparse.ArgumentTypeError(f"expected LABEL=PATH to a GGUF file, got {text!r}")
+    return label, Path(path)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--cases", type=Path, required=True, help="Case file (JSONL) with each case's tools.")
     parser.add_argument("--export-dir", type=Path, required=True, help="Folder with gentool-<type>.gguf files.")
+    parser.add_argument("--adapter", type=Path,
+                        help="GGUF LoRA of the run the merged files come from, for the base + LoRA row "
+                             "(default: the shipped adapter).")
+    parser.add_argument("--gguf", type=_label_and_path, action="append", default=[], metavar="LABEL=PATH",
+                        help="Another GGUF to evaluate under this label (e.g. a q4_k_m from `export --no-keep-adapted`).")
     parser.add_argument("--limit", type=int, help="Only the first N cases.")
     parser.add_argument("--threads", type=int, help="Selector threads (default: the free cores).")
     parser.add_argument("--json", type=Path, help="Write the figures and each variant's predictions here.")
@@ -61,7 +80,7 @@ def main() -> None:
     embedder = MiniLMEmbedder()
     results: dict[str, Any] = {}
     predictions: dict[str, list[Any]] = {}
-    for label, options, size in variants(args.export_dir):
+    for label, options, size in variants(args.export_dir, args.adapter, dict(args.gguf)):
         if args.only and label not in args.only:
             continue
         selector = LlamaSelector(n_threads=args.threads, **options)

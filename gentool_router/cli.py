@@ -310,13 +310,16 @@ def train_command(data_dir: Path, out: Path, stages: str, no_export: bool, quiet
 @click.option("--base-f16", is_flag=True,
               help="Also write base-f16.gguf: the base alone, dequantized to f16, for checking the LoRA adapter "
                    "without the base's 4-bit arithmetic (`parity --lora-base`).")
+@click.option("--keep-adapted/--no-keep-adapted", default=True, show_default=True,
+              help="In llama.cpp quantizations (q4_k_m, ...), keep the tensors the LoRA changed at q8_0: at 4-5 bits "
+                   "the rounding step is larger than most of the fine-tuning's change (BENCHMARKS.md, 'Export').")
 @_friendly_errors
 def export_command(run_dir: Path, out: Path, lora: bool, merged: bool, quant_types: tuple[str, ...],
-                   lora_dtype: str, base_gguf: Path | None, base_f16: bool) -> None:
+                   lora_dtype: str, base_gguf: Path | None, base_f16: bool, keep_adapted: bool) -> None:
     """Export a trained run (RUN_DIR from `train`, or its adapter/ folder) to GGUF for llama.cpp."""
     try:
         from gentool_router_quantize.lora import export_lora_gguf
-        from gentool_router_quantize.merge import MIXED_TYPE, export_merged_gguf, quantize_gguf
+        from gentool_router_quantize.merge import MIXED_TYPE, adapted_tensor_names, export_merged_gguf, quantize_gguf
     except ImportError as exc:
         raise click.ClickException(f"export needs the 'train' extra: pip install 'gentool-router[train]' ({exc})")
     adapter = run_dir / "adapter" if (run_dir / "adapter").is_dir() else run_dir
@@ -327,12 +330,13 @@ def export_command(run_dir: Path, out: Path, lora: bool, merged: bool, quant_typ
     if merged or any(q != MIXED_TYPE for q in quant_types):
         f16 = export_merged_gguf(adapter, out / "gentool-f16.gguf", base_gguf=base_gguf)
         click.echo(f"{f16}  ({f16.stat().st_size / 1e6:.1f} MB)")
+    keep = adapted_tensor_names(adapter, base_gguf=base_gguf) if keep_adapted else []
     for quant_type in quant_types:
         target = out / f"gentool-{quant_type}.gguf"
         if quant_type == MIXED_TYPE:
             path = export_merged_gguf(adapter, target, base_gguf=base_gguf, adapted_type="q8_0")
         else:
-            path = quantize_gguf(f16, target, quant_type)
+            path = quantize_gguf(f16, target, quant_type, keep_q8_0=keep)
         click.echo(f"{path}  ({path.stat().st_size / 1e6:.1f} MB)")
     if base_f16:
         path = export_merged_gguf(None, out / "base-f16.gguf", base_gguf=base_gguf)
@@ -351,24 +355,30 @@ def export_command(run_dir: Path, out: Path, lora: bool, merged: bool, quant_typ
               type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="Base GGUF(s) to apply --lora-gguf over, e.g. base-f16.gguf from `export --base-f16`; "
                    "repeatable (default: the packaged Q4_1 base).")
+@click.option("--base-only", is_flag=True,
+              help="Compare the base model alone, no adapter (transformers against each --lora-base, default the "
+                   "packaged one, in llama.cpp): the gap any adapter over that base inherits from its arithmetic.")
 @click.option("--limit", type=click.IntRange(min=1), default=100, show_default=True, help="Cases to compare.")
 @click.option("--tolerance", type=click.FloatRange(min=0), default=0.05, show_default=True,
               help="Largest allowed difference in the chosen tool's probability.")
 @click.option("--json", "json_out", type=click.Path(dir_okay=False, path_type=Path), help="Write the report here.")
 @_friendly_errors
 def parity_command(run_dir: Path, cases: Path, gguf_files: tuple[Path, ...], lora_gguf: Path | None,
-                   lora_bases: tuple[Path, ...], limit: int, tolerance: float, json_out: Path | None) -> None:
+                   lora_bases: tuple[Path, ...], base_only: bool, limit: int, tolerance: float,
+                   json_out: Path | None) -> None:
     """Check that exported GGUFs choose what the trained transformers model chooses (exit 1 if not)."""
     from tqdm.auto import tqdm
 
     from gentool_router_quantize.parity import check_parity, reference_probabilities
     from gentool_router_train.encode import load_records
 
-    if not gguf_files and lora_gguf is None:
+    if base_only and (gguf_files or lora_gguf is not None):
+        raise click.UsageError("--base-only compares base models alone: give --lora-base (or nothing), not --gguf/--lora-gguf")
+    if not base_only and not gguf_files and lora_gguf is None:
         raise click.UsageError("give --gguf and/or --lora-gguf")
-    if lora_bases and lora_gguf is None:
+    if not base_only and lora_bases and lora_gguf is None:
         raise click.UsageError("--lora-base needs --lora-gguf")
-    adapter = run_dir / "adapter" if (run_dir / "adapter").is_dir() else run_dir
+    adapter = None if base_only else run_dir / "adapter" if (run_dir / "adapter").is_dir() else run_dir
     records = [r for r in load_records(cases) if r.get("tools")][:limit]
 
     def bar(name: str) -> Any:
@@ -376,6 +386,8 @@ def parity_command(run_dir: Path, cases: Path, gguf_files: tuple[Path, ...], lor
 
     reference = reference_probabilities(adapter, records, progress=bar("transformers"))
     candidates = [(p.name, p, None) for p in gguf_files]
+    if base_only:
+        candidates = [(f"{b.name if b is not None else 'packaged base'} alone", b, None) for b in lora_bases or (None,)]
     if lora_gguf is not None:
         for lora_base in lora_bases or (None,):
             base_name = lora_base.name if lora_base is not None else "packaged base"

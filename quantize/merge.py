@@ -10,14 +10,16 @@ was trained over exactly these weights (see ``gentool_router_train.base_model``)
 the trained model. Quantizing it again rounds every tensor a second time, and at 4-5 bits the rounding step is
 larger than most of the LoRA's change (measured in BENCHMARKS.md, "Export": q4_1 keeps the 167 unadapted tensors
 bit-exact yet loses most of the fine-tuning). SmolLM2's 576-wide rows are not a multiple of 256, so llama.cpp's
-k-quants (``q4_k_m``, ...) fall back to q5_0/q8_0 for most tensors. :data:`MIXED_TYPE` is the fix we can make:
-the unadapted tensors copied from the base GGUF byte for byte, the adapted ones merged at q8_0.
+k-quants (``q4_k_m``, ...) fall back to q5_0/q8_0 for most tensors. Two fixes: :func:`quantize_gguf` can keep
+the adapted tensors at q8_0 while llama.cpp's recipe quantizes the rest (``export --keep-adapted``, the
+default), and :data:`MIXED_TYPE` copies the unadapted tensors from the base GGUF byte for byte and merges only
+the adapted ones, at q8_0.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterable
 
 import numpy as np
 
@@ -27,7 +29,7 @@ from .adapter import check_match, permute_rotary_rows, read_adapter, read_base, 
 from .lora import _add_provenance
 from .writing import ExportError, atomic_output
 
-__all__ = ["export_merged_gguf", "quantize_gguf", "QUANT_TYPES", "MIXED_TYPE"]
+__all__ = ["export_merged_gguf", "quantize_gguf", "adapted_tensor_names", "QUANT_TYPES", "MIXED_TYPE"]
 
 #: Our own compact variant: the base's Q4_1 tensors as they are, the LoRA-adapted ones merged at q8_0.
 MIXED_TYPE = "q4_1-q8_0"
@@ -112,9 +114,16 @@ def export_merged_gguf(adapter_dir: Path | None, out: Path, *, base_gguf: Path |
     return Path(out)
 
 
-def quantize_gguf(source: Path, out: Path, quant_type: str, *, threads: int | None = None) -> Path:
-    """Quantize a GGUF with llama.cpp's quantizer (``llama_model_quantize``), atomically."""
+def quantize_gguf(source: Path, out: Path, quant_type: str, *, threads: int | None = None,
+                  keep_q8_0: Iterable[str] = ()) -> Path:
+    """Quantize a GGUF with llama.cpp's quantizer (``llama_model_quantize``), atomically.
+
+    ``keep_q8_0`` names tensors to write at q8_0 whatever the type's own recipe says (llama.cpp's per-tensor
+    overrides). Passing the LoRA-adapted tensors keeps the fine-tuning through a 4-bit export: re-quantized at
+    4-5 bits, most of a LoRA's change to a weight is smaller than the rounding step (BENCHMARKS.md, "Export").
+    """
     import ctypes
+    import re
 
     import llama_cpp
 
@@ -136,8 +145,21 @@ def quantize_gguf(source: Path, out: Path, quant_type: str, *, threads: int | No
     params = llama_cpp.llama_model_quantize_default_params()
     params.ftype = ftypes[quant_type]
     params.nthread = threads or default_threads()
+    # llama.cpp reads the overrides up to an entry with a NULL pattern; each pattern is a regex searched in the name
+    patterns = [f"^{re.escape(name)}$".encode() for name in sorted(set(keep_q8_0))]
+    overrides = (llama_cpp.llama_model_tensor_override * (len(patterns) + 1))()
+    for entry, pattern in zip(overrides, patterns):
+        entry.pattern, entry.type = pattern, llama_cpp.GGML_TYPE_Q8_0
+    if patterns:
+        params.tt_overrides = ctypes.cast(overrides, ctypes.POINTER(llama_cpp.llama_model_tensor_override))
     with atomic_output(Path(out)) as tmp:
         status = llama_cpp.llama_model_quantize(str(source).encode(), str(tmp).encode(), ctypes.byref(params))
         if status != 0:
             raise ExportError(f"llama.cpp could not quantize {source} to {quant_type} (status {status})")
     return Path(out)
+
+
+def adapted_tensor_names(adapter_dir: Path, *, base_gguf: Path | None = None) -> list[str]:
+    """GGUF names of the base tensors a trained LoRA changes (what ``quantize_gguf(keep_q8_0=...)`` keeps)."""
+    base = read_base(Path(base_gguf) if base_gguf else base_selector_gguf())
+    return [pair.gguf_name for pair in read_adapter(Path(adapter_dir), base.n_blocks).pairs]

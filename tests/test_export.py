@@ -90,6 +90,23 @@ def test_q4_1_requantization_keeps_unadapted_base_tensors_bit_exact(tiny_run, tm
     assert len(unchanged) == len(base) - len(changed) > len(base) / 2
 
 
+def test_q4_k_m_can_keep_the_adapted_tensors_at_q8_0(tiny_run, tmp_path):
+    """llama.cpp's per-tensor overrides: the LoRA-adapted tensors at q8_0, the rest by q4_k_m's own recipe."""
+    from gentool_router_quantize.merge import adapted_tensor_names, export_merged_gguf, quantize_gguf
+
+    merged = export_merged_gguf(tiny_run / "adapter", tmp_path / "f16.gguf")
+    adapted = set(adapted_tensor_names(tiny_run / "adapter"))
+    kept = quantize_gguf(merged, tmp_path / "kept.gguf", "q4_k_m", keep_q8_0=adapted)
+    plain = quantize_gguf(merged, tmp_path / "plain.gguf", "q4_k_m")
+    q8 = gguf.GGMLQuantizationType.Q8_0
+    kept_types = {t.name: t.tensor_type for t in gguf.GGUFReader(kept).tensors}
+    plain_types = {t.name: t.tensor_type for t in gguf.GGUFReader(plain).tensors}
+    assert adapted and all(kept_types[name] == q8 for name in adapted)
+    assert any(plain_types[name] != q8 for name in adapted)
+    assert all(kept_types[name] == plain_types[name] for name in set(kept_types) - adapted)
+    assert plain.stat().st_size < kept.stat().st_size < merged.stat().st_size
+
+
 def test_mixed_export_keeps_base_tensors_and_chooses_what_transformers_chooses(tiny_run, tmp_path):
     """q4_1-q8_0: unadapted tensors byte-identical to the base, adapted ones merged at q8_0, same choices."""
     from gentool_router_quantize.adapter import read_adapter
@@ -205,5 +222,11 @@ def test_parity_command_checks_exported_files_against_transformers(tiny_run, tmp
     lone_base = runner.invoke(main, ["parity", str(tiny_run), "--cases", str(cases), "--gguf",
                                      str(tmp_path / "gentool-f16.gguf"), "--lora-base", str(tmp_path / "base-f16.gguf")])
     assert lone_base.exit_code == 2 and "--lora-base needs --lora-gguf" in lone_base.output
+    base_alone = runner.invoke(main, ["parity", str(tiny_run), "--cases", str(cases), "--base-only",
+                                      "--lora-base", str(tmp_path / "base-f16.gguf")])
+    assert base_alone.exit_code == 0, base_alone.output
+    assert "base-f16.gguf alone: same tool in 6/6 cases" in base_alone.output
+    mixed_up = runner.invoke(main, ["parity", str(tiny_run), "--cases", str(cases), "--base-only", "--lora-gguf", lora])
+    assert mixed_up.exit_code == 2 and "--base-only compares base models alone" in mixed_up.output
     missing = runner.invoke(main, ["parity", str(tiny_run), "--cases", str(cases)])
     assert missing.exit_code == 2 and "give --gguf and/or --lora-gguf" in missing.output
