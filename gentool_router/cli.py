@@ -62,7 +62,7 @@ def main() -> None:
 @main.command("index")
 @click.argument("tools", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--out", "out", required=True, type=click.Path(file_okay=False, path_type=Path),
-              help="Folder to write the index to (replaced atomically if it exists).")
+              help="Folder to write the index to: new, empty, or an earlier index (replaced atomically).")
 @click.option("-k", "--k", "k", type=click.IntRange(min=1, max=64), default=5, show_default=True,
               help="Candidates per query to store as the router's default.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
@@ -72,8 +72,11 @@ def index_command(tools: Path, out: Path, k: int, quiet: bool) -> None:
     import time
 
     from .catalog import ToolCatalog
+    from .index import index_owned_files
+    from .persistence import check_replaceable
     from .router import ToolRouter
 
+    check_replaceable(out.absolute(), index_owned_files, "gentool-router index")  # before minutes of embedding
     start = time.perf_counter()
     catalog = ToolCatalog.from_jsonl(tools)
     router = ToolRouter.from_tools(catalog, k=k, show_progress=False if quiet else None)
@@ -223,7 +226,8 @@ def _simulation_options(func: Callable[..., Any]) -> Callable[..., Any]:
 
 @main.command("generate-data")
 @click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path),
-              help="Folder for train.jsonl, dev.jsonl, test.jsonl, stats.json and DATASET_CARD.md (replaced atomically).")
+              help="Folder for train.jsonl, dev.jsonl, test.jsonl, stats.json and DATASET_CARD.md: new, empty, or an "
+                   "earlier generate-data output (replaced atomically).")
 @_simulation_options
 @_friendly_errors
 def generate_data_command(out: Path, **settings: Any) -> None:
@@ -292,6 +296,11 @@ def train_command(data_dir: Path, out: Path, stages: str, no_export: bool, quiet
         click.echo(f"GGUF LoRA adapter: {gguf}  (route with --adapter {gguf})")
 
 
+def _adapter_folder(run_dir: Path) -> Path:
+    """The peft adapter of a run: RUN_DIR/adapter from `train`, or RUN_DIR itself when given the folder."""
+    return run_dir / "adapter" if (run_dir / "adapter").is_dir() else run_dir
+
+
 @main.command("export")
 @click.argument("run_dir", type=click.Path(file_okay=False, path_type=Path))
 @click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path), help="Folder for the GGUF files.")
@@ -322,15 +331,16 @@ def export_command(run_dir: Path, out: Path, lora: bool, merged: bool, quant_typ
         from gentool_router_quantize.merge import MIXED_TYPE, adapted_tensor_names, export_merged_gguf, quantize_gguf
     except ImportError as exc:
         raise click.ClickException(f"export needs the 'train' extra: pip install 'gentool-router[train]' ({exc})")
-    adapter = run_dir / "adapter" if (run_dir / "adapter").is_dir() else run_dir
+    adapter = _adapter_folder(run_dir)
+    llama_cpp_types = [q for q in quant_types if q != MIXED_TYPE]
     if lora:
         path = export_lora_gguf(adapter, out / "gentool-lora.gguf", base_gguf=base_gguf, dtype=lora_dtype)
         click.echo(f"{path}  ({path.stat().st_size / 1e6:.1f} MB)")
     # the f16 merge is the input of llama.cpp-style quantization; q4_1-q8_0 alone is built from the base directly
-    if merged or any(q != MIXED_TYPE for q in quant_types):
+    if merged or llama_cpp_types:
         f16 = export_merged_gguf(adapter, out / "gentool-f16.gguf", base_gguf=base_gguf)
         click.echo(f"{f16}  ({f16.stat().st_size / 1e6:.1f} MB)")
-    keep = adapted_tensor_names(adapter, base_gguf=base_gguf) if keep_adapted else []
+    keep = adapted_tensor_names(adapter, base_gguf=base_gguf) if keep_adapted and llama_cpp_types else []
     for quant_type in quant_types:
         target = out / f"gentool-{quant_type}.gguf"
         if quant_type == MIXED_TYPE:
@@ -378,7 +388,7 @@ def parity_command(run_dir: Path, cases: Path, gguf_files: tuple[Path, ...], lor
         raise click.UsageError("give --gguf and/or --lora-gguf")
     if not base_only and lora_bases and lora_gguf is None:
         raise click.UsageError("--lora-base needs --lora-gguf")
-    adapter = None if base_only else run_dir / "adapter" if (run_dir / "adapter").is_dir() else run_dir
+    adapter = None if base_only else _adapter_folder(run_dir)
     records = [r for r in load_records(cases) if r.get("tools")][:limit]
 
     def bar(name: str) -> Any:

@@ -18,6 +18,7 @@ __all__ = [
     "QueryError",
     "SelectorError",
     "ConfigError",
+    "OverwriteRefusedError",
 ]
 
 
@@ -59,3 +60,7 @@ class SelectorError(GentoolError):
 
 class ConfigError(GentoolError, ValueError):
     """A setting is out of range or unknown (``k``, ``on_selector_error``, ``suspicious``)."""
+
+
+class OverwriteRefusedError(GentoolError, FileExistsError):
+    """A save would replace a folder that holds something other than an earlier artefact of the same kind."""

@@ -24,7 +24,7 @@ import numpy as np
 
 from .catalog import ToolCatalog
 from .embedder import Embedder, MiniLMEmbedder
-from .errors import CatalogError, ConfigError, IndexFormatError, IndexMismatchError
+from .errors import CatalogError, ConfigError, IndexFormatError, IndexMismatchError, OverwriteRefusedError
 from .persistence import atomic_folder, recover_interrupted_save, sha256_file
 from .poison import DEFAULT_POLICY, SUSPICIOUS_POLICIES, SuspiciousPolicy
 from .tool_text import TOOL_TEXT_VERSION, render_tool
@@ -43,10 +43,19 @@ PROGRESS_THRESHOLD = 256
 
 @dataclass(frozen=True)
 class ScoredTool:
-    """A retrieved tool and its cosine similarity to the query."""
+    """A retrieved tool, its cosine similarity to the query and its canonical text.
+
+    ``text`` is read under the index lock together with the tool, so a route never looks a tool up again
+    after a concurrent ``remove`` (it defaults to :func:`render_tool` of ``tool``, for callers that build one).
+    """
 
     tool: Tool
     score: float
+    text: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.text:
+            object.__setattr__(self, "text", render_tool(self.tool))
 
 
 def _faiss() -> Any:
@@ -113,25 +122,28 @@ class ToolIndex:
         index = cls(embedder, suspicious=policy)
         index.add(list(catalog), show_progress=show_progress)
         if len(index) == 0:
-            raise CatalogError("every tool was left out for instruction-like text in its description: "
+            raise CatalogError("every tool was left out for instruction-like text (description, parameters, version): "
                                f"{', '.join(index.catalog.excluded)} (see suspicious= in the docs)")
         return index
 
     def add(self, tools: Iterable[Any], *, show_progress: bool | None = None) -> list[int]:
         """Add tools (any supported form) and return their new ids; existing names are an error. Tools the
-        ``"exclude"`` policy leaves out get no id (``index.catalog.excluded`` lists them)."""
+        ``"exclude"`` policy leaves out get no id (``index.catalog.excluded`` lists them).
+
+        Embedding runs outside the lock (routes go on meanwhile); names are checked before it, to fail fast,
+        and again under the lock, where the tools are inserted, in case another thread added one meanwhile.
+        """
         new_tools = [t for t in map(self._catalog.prepare, tools) if t is not None]
-        names = [t.name for t in new_tools]
+        self._check_new_names([t.name for t in new_tools])
+        if not new_tools:
+            return []
+        texts = [render_tool(t) for t in new_tools]
+        if show_progress is None:
+            show_progress = len(texts) >= PROGRESS_THRESHOLD
+        vectors = _checked_vectors(self.embedder.embed_documents(texts, show_progress=show_progress),
+                                   len(texts), self._faiss_index.d, self.embedder)
         with self._lock:
-            clashes = sorted({n for n in names if n in self._ids} | {n for n in names if names.count(n) > 1})
-            if clashes:
-                raise CatalogError(f"tool names already in the index or given twice: {', '.join(clashes)}")
-            if not new_tools:
-                return []
-            texts = [render_tool(t) for t in new_tools]
-            if show_progress is None:
-                show_progress = len(texts) >= PROGRESS_THRESHOLD
-            vectors = self.embedder.embed_documents(texts, show_progress=show_progress)
+            self._check_new_names([t.name for t in new_tools])
             ids = np.arange(self._next_id, self._next_id + len(new_tools), dtype=np.int64)
             self._faiss_index.add_with_ids(np.ascontiguousarray(vectors, dtype=np.float32), ids)
             for tool, text, tool_id in zip(new_tools, texts, ids.tolist()):
@@ -141,6 +153,18 @@ class ToolIndex:
                 self._texts[tool.name] = text
             self._next_id += len(new_tools)
             return ids.tolist()
+
+    def _check_new_names(self, names: list[str]) -> None:
+        """Refuse names already in the index or given twice (one pass: catalogues may hold 100,000 tools)."""
+        seen: set[str] = set()
+        clashes: set[str] = set()
+        with self._lock:
+            for name in names:
+                if name in seen or name in self._ids:
+                    clashes.add(name)
+                seen.add(name)
+        if clashes:
+            raise CatalogError(f"tool names already in the index or given twice: {', '.join(sorted(clashes))}")
 
     def remove(self, names: Iterable[str]) -> None:
         """Remove tools by name; unknown names are an error and nothing is removed."""
@@ -165,15 +189,15 @@ class ToolIndex:
         """Nearest tools for each row of ``vectors`` (already embedded queries)."""
         if isinstance(k, bool) or not isinstance(k, int) or k < 1:
             raise ConfigError(f"k must be a positive integer, got {k!r}")
+        vectors = _checked_vectors(vectors, len(vectors), self._faiss_index.d, self.embedder)
         with self._lock:
             if len(self) == 0:
                 raise CatalogError("the index holds no tools")
             scores, ids = self._faiss_index.search(np.ascontiguousarray(vectors, dtype=np.float32), min(k, len(self)))
             return [
                 [
-                    ScoredTool(self._catalog.get(self._by_id[int(i)]), float(s))
-                    for s, i in zip(row_scores, row_ids)
-                    if i >= 0
+                    ScoredTool(self._catalog.get(name), float(s), self._texts[name])
+                    for s, name in ((s, self._by_id[int(i)]) for s, i in zip(row_scores, row_ids) if i >= 0)
                 ]
                 for row_scores, row_ids in zip(scores, ids)
             ]
@@ -239,7 +263,9 @@ class ToolIndex:
                 (folder / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n", encoding="utf-8")
 
         try:
-            return atomic_folder(path, write)
+            return atomic_folder(path, write, owned_files=index_owned_files, kind="gentool-router index")
+        except OverwriteRefusedError:
+            raise
         except OSError as exc:
             raise IndexFormatError(f"cannot save the index to {path}: {exc.strerror or exc}") from exc
 
@@ -287,6 +313,33 @@ class ToolIndex:
             index._texts[tool.name] = render_tool(tool)
         index._next_id = int(manifest.get("next_id", max((i for i, _ in records), default=-1) + 1))
         return index
+
+
+def index_owned_files(folder: Path) -> set[str] | None:
+    """The files of an earlier index in ``folder`` (its manifest and the files it lists), or None if not one.
+
+    A save replaces such a folder only when it holds nothing else (see :func:`persistence.atomic_folder`).
+    """
+    try:
+        manifest = json.loads((folder / MANIFEST_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT_NAME:
+        return None
+    files = manifest.get("files")
+    return {MANIFEST_FILE, *(files if isinstance(files, dict) else {})}
+
+
+def _checked_vectors(vectors: Any, rows: int, dimension: int, embedder: Embedder) -> np.ndarray:
+    """``vectors`` as a float32 ``(rows, dimension)`` array, or a clear error: FAISS itself only asserts."""
+    array = np.ascontiguousarray(vectors, dtype=np.float32)
+    if array.ndim != 2 or array.shape != (rows, dimension):
+        raise IndexMismatchError(
+            f"embedder {embedder.model_id!r} returned vectors of shape {array.shape}, but the index holds "
+            f"{dimension}-dimensional vectors ({rows} expected): its 'dimension' ({embedder.dimension}) must be the "
+            "width of the vectors it returns"
+        )
+    return array
 
 
 def read_manifest(folder: Path) -> dict[str, Any]:

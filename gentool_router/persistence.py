@@ -2,6 +2,10 @@
 
 A save writes a complete sibling folder first, then swaps it into place, so a save killed midway leaves the
 previous folder intact (at worst a stray ``.tmp`` sibling that the next save removes).
+
+A save replaces a folder only when it is absent, empty, or an earlier artefact of the same kind whose every entry
+the artefact owns (``owned_files``): ``index --out .`` inside a project is refused instead of leaving only
+``manifest.json`` behind.
 """
 
 from __future__ import annotations
@@ -11,9 +15,15 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Optional
 
-__all__ = ["atomic_folder", "sha256_file", "recover_interrupted_save"]
+from .errors import OverwriteRefusedError
+
+__all__ = ["atomic_folder", "sha256_file", "recover_interrupted_save", "check_replaceable", "OwnedFiles"]
+
+#: Given an existing folder, the names of the entries it holds as an artefact of one kind (an index, a data
+#: set), or None when the folder is not such an artefact.
+OwnedFiles = Callable[[Path], Optional[set]]
 
 
 def sha256_file(path: Path) -> str:
@@ -48,21 +58,54 @@ def recover_interrupted_save(target: str | os.PathLike[str]) -> bool:
     return True
 
 
-def atomic_folder(target: str | os.PathLike[str], write: Callable[[Path], None]) -> Path:
+def check_replaceable(target: Path, owned_files: OwnedFiles, kind: str) -> None:
+    """Refuse to replace ``target`` unless it is absent, empty, or an earlier ``kind`` holding only its own files.
+
+    Raises:
+        OverwriteRefusedError: naming the folder and what in it is not the artefact's.
+    """
+    if not target.exists():
+        return
+    if not target.is_dir():
+        raise OverwriteRefusedError(f"{target} exists and is not a folder: give a new or empty folder for the {kind}")
+    entries = {entry.name for entry in target.iterdir()}
+    if not entries:
+        return
+    owned = owned_files(target)
+    if owned is None:
+        raise OverwriteRefusedError(
+            f"refusing to replace {target}: it holds files and is not an earlier {kind} "
+            f"({_listing(entries)}); give a new or empty folder")
+    foreign = entries - set(owned)
+    if foreign:
+        raise OverwriteRefusedError(
+            f"refusing to replace {target}: besides an earlier {kind} it holds {_listing(foreign)}; "
+            "move them away or give another folder")
+
+
+def _listing(names: set, shown: int = 5) -> str:
+    ordered = sorted(names)
+    more = f" and {len(ordered) - shown} more" if len(ordered) > shown else ""
+    return ", ".join(ordered[:shown]) + more
+
+
+def atomic_folder(target: str | os.PathLike[str], write: Callable[[Path], None], *,
+                  owned_files: OwnedFiles | None = None, kind: str = "artefact") -> Path:
     """Call ``write(staging_folder)`` and then put the staging folder at ``target`` in one step.
 
     If ``target`` exists it is replaced only after ``write`` returned; if ``write`` raises, ``target`` is left
-    untouched and the staging folder is removed.
+    untouched and the staging folder is removed. An existing non-empty ``target`` is replaced only when
+    ``owned_files`` recognises it as an earlier artefact holding nothing else (without ``owned_files``, never).
 
     Raises:
+        OverwriteRefusedError: ``target`` holds something that is not an earlier artefact of this kind.
         OSError: if the parent folder is not writable (with the path in the message).
     """
     target = Path(target).absolute()
-    if target.exists() and not target.is_dir():
-        raise FileExistsError(f"{target} exists and is not a folder")
+    recover_interrupted_save(target)
+    check_replaceable(target, owned_files or (lambda folder: None), kind)
     parent = target.parent
     parent.mkdir(parents=True, exist_ok=True)
-    recover_interrupted_save(target)
     for stale in parent.glob(f".{target.name}.tmp-*"):
         shutil.rmtree(stale, ignore_errors=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=parent))

@@ -32,7 +32,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from gentool_router.persistence import atomic_folder
+from gentool_router.persistence import atomic_folder, check_replaceable
 from gentool_router.tool_text import TOOL_TEXT_VERSION, render_tool
 from gentool_router.tools import NO_TOOL, Tool
 
@@ -155,7 +155,9 @@ def generate_dataset(
     """Write ``train.jsonl``, ``dev.jsonl``, ``test.jsonl``, ``stats.json`` and ``DATASET_CARD.md`` to ``out``.
 
     Returns the counts printed. ``embed`` defaults to the router's embedder (the same model the index uses).
+    An ``out`` holding anything but an earlier data set is refused before any work starts.
     """
+    check_replaceable(Path(out).absolute(), dataset_owned_files, "generate-data output")
     if embed is None:
         from gentool_router.embedder import MiniLMEmbedder
 
@@ -295,8 +297,20 @@ def _write(out: Path, cases: dict[str, list[dict[str, Any]]], config: Simulation
         (folder / "stats.json").write_text(json.dumps(stats, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
         (folder / "DATASET_CARD.md").write_text(_card(stats, config), encoding="utf-8")
 
-    atomic_folder(out, write)
+    atomic_folder(out, write, owned_files=dataset_owned_files, kind="generate-data output")
     return stats
+
+
+#: What ``generate-data`` writes into its folder.
+DATASET_FILES = frozenset({"train.jsonl", "dev.jsonl", "test.jsonl", "stats.json", "DATASET_CARD.md"})
+
+
+def dataset_owned_files(folder: Path) -> set[str] | None:
+    """The files of an earlier generated data set in ``folder``, or None if it is not one (no stats.json and
+    dataset card): a new run replaces such a folder only when it holds nothing else."""
+    if not ((folder / "stats.json").is_file() and (folder / "DATASET_CARD.md").is_file()):
+        return None
+    return set(DATASET_FILES)
 
 
 def _card(stats: dict[str, Any], config: SimulationConfig) -> str:
