@@ -3,7 +3,9 @@
     .venv/bin/python examples/mcp_server.py        # speaks MCP on stdin/stdout; normally started by a client
 
 Every tool does its work for real (no network): date arithmetic, unit conversion, safe arithmetic, text
-statistics, time zones, hashing, passwords, and a note store that lives as long as the server process.
+statistics, time zones, hashing, passwords, and a note store that lives as long as the server process. The note
+tools have dotted, namespaced names (``notes.save``, ``notes.list``), as the MCP specification allows: they route
+under those names.
 """
 
 from __future__ import annotations
@@ -96,14 +98,14 @@ def generate_password(length: int = 16) -> str:
     return "".join(secrets.choice(alphabet) for _ in range(length))
 
 
-@server.tool()
+@server.tool(name="notes.save")
 def save_note(title: str, body: str) -> str:
     """Save a short note under a title, replacing any note with the same title."""
     _NOTES[title] = body
     return f"saved note {title!r} ({len(_NOTES)} notes)"
 
 
-@server.tool()
+@server.tool(name="notes.list")
 def read_notes() -> dict[str, str]:
     """All saved notes by title."""
     return dict(_NOTES)

@@ -29,11 +29,13 @@ QUERIES = [
     "How many days are there between 2026-01-01 and 2026-03-15?",
     "Convert 5 miles to kilometres",
     "Write a short poem about the sea",
+    "Save a note titled groceries: milk, eggs and bread",
 ]
 #: What the stand-in chat model passes when it calls a tool (a real model would read them from the query).
 ARGUMENTS = {
     "days_between": {"start_date": "2026-01-01", "end_date": "2026-03-15"},
     "convert_units": {"value": 5, "from_unit": "miles", "to_unit": "km"},
+    "notes.save": {"title": "groceries", "body": "milk, eggs and bread"},  # MCP names may hold dots
 }
 
 

@@ -83,10 +83,44 @@ class MiniLMEmbedder:
         self.batch_size = batch_size
         self.max_seq_length = self._read_max_seq_length()
         self.model_id = "sentence-transformers/all-MiniLM-L6-v2" if model_dir is None else f"minilm:{self.model_dir.name}"
-        self.dimension = 384
+        self.dimension = self._read_dimension()
+        self._check_modules()
         self._numpy_bert: _NumpyBert | None = None
         self._st_model = None
         self._lock = threading.Lock()
+
+    def _read_dimension(self) -> int:
+        """The vector width, from the folder's config.json: an index is sized by it before the first text is
+        embedded, so it cannot wait for the weights (a folder of another width would fail inside FAISS)."""
+        try:
+            config = json.loads((self.model_dir / "config.json").read_text())
+            hidden_size = config["hidden_size"]
+        except FileNotFoundError:
+            raise ModelNotFoundError(f"no config.json in embedder folder {self.model_dir}") from None
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise ModelLoadError(f"{self.model_dir / 'config.json'} does not give the hidden_size ({exc})") from None
+        if isinstance(hidden_size, bool) or not isinstance(hidden_size, int) or hidden_size < 1:
+            raise ModelLoadError(f"{self.model_dir / 'config.json'}: hidden_size must be a positive integer")
+        return hidden_size
+
+    def _check_modules(self) -> None:
+        """Refuse a sentence-transformers folder whose pipeline is more than BERT, mean pooling and
+        normalization (a Dense layer, CLS pooling): the NumPy runtime would silently compute another function."""
+        try:
+            modules = json.loads((self.model_dir / "modules.json").read_text())
+        except (OSError, ValueError):
+            return  # a bare BERT folder: mean pooling and normalization are what this class adds
+        kinds = [str(m.get("type", "")).rsplit(".", 1)[-1] for m in modules if isinstance(m, dict)]
+        extra = [k for k in kinds if k not in ("Transformer", "Pooling", "Normalize")]
+        pooling = self.model_dir / "1_Pooling" / "config.json"
+        try:
+            mean = json.loads(pooling.read_text()).get("pooling_mode_mean_tokens", True) if pooling.is_file() else True
+        except (OSError, ValueError):
+            mean = True
+        if extra or not mean:
+            what = f"a {', '.join(extra)} module" if extra else "a pooling other than mean"
+            raise ModelLoadError(f"embedder folder {self.model_dir} has {what}, which MiniLMEmbedder does not "
+                                 "compute: use SentenceTransformerEmbedder for it")
 
     def _read_max_seq_length(self) -> int:
         config = self.model_dir / "sentence_bert_config.json"

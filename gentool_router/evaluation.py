@@ -17,20 +17,22 @@ import hashlib
 import json
 import os
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
 
 from .embedder import Embedder, MiniLMEmbedder
-from .errors import CatalogError, GentoolError
+from .catalog import ToolCatalog
+from .errors import CatalogError, GentoolError, QueryError
 from .index import ToolIndex
-from .poison import SuspiciousPolicy
+from .poison import DEFAULT_POLICY, SuspiciousPolicy
 from .results import Route
-from .router import ToolRouter
+from .router import ToolRouter, _clean_query
 from .selector import LlamaSelector, RetrievalSelector, Selector
 from .tools import NO_TOOL, Tool, ToolValidationError
 
-__all__ = ["EvalCase", "load_cases", "evaluate", "METHODS", "summarize", "format_table", "plot_summary", "percentile"]
+__all__ = ["EvalCase", "load_cases", "load_runnable_cases", "read_cases", "check_cases", "split_cases", "evaluate",
+           "METHODS", "summarize", "format_table", "plot_summary", "percentile", "invalid_cases_message"]
 
 METHODS = ("gentool", "retrieval", "base")
 
@@ -43,56 +45,156 @@ class EvalCase:
     tools: tuple[Tool, ...] | None = None
     scenario: str | None = None
     case_type: str | None = None
+    #: ``file:line`` of the case in its case file (for error messages); empty for cases made in code.
+    where: str = field(default="", compare=False)
 
 
-def load_cases(path: str | os.PathLike[str]) -> list[EvalCase]:
-    """Read a case file; a malformed line is an error naming the file and line."""
+def load_cases(path: str | os.PathLike[str], *, skip_invalid: bool = False) -> list[EvalCase]:
+    """Read a case file, every line checked before any case runs: the bad lines are one error that lists each
+    (file:line and why), or, with ``skip_invalid``, are left out (:func:`read_cases` also returns them)."""
+    cases, invalid = read_cases(path)
+    return _kept(path, cases, invalid, skip_invalid, " (skip_invalid=True leaves them out)")
+
+
+def load_runnable_cases(path: str | os.PathLike[str], index: ToolIndex | None = None, *, skip_invalid: bool = False,
+                        suspicious: SuspiciousPolicy | None = None,
+                        hint: str = " (skip_invalid=True leaves them out)") -> tuple[list[EvalCase], list[str]]:
+    """The cases of a file that can run over ``index`` and, with ``skip_invalid``, why each other one cannot
+    (:func:`read_cases`, then :func:`split_cases`); without it, any invalid case is one error listing all."""
+    cases, invalid = read_cases(path)
+    cases, problems = split_cases(cases, index, suspicious)
+    invalid += problems
+    return _kept(path, cases, invalid, skip_invalid, hint), invalid
+
+
+def _kept(path: Any, cases: list[EvalCase], invalid: list[str], skip_invalid: bool, hint: str) -> list[EvalCase]:
+    """``cases`` when nothing was invalid or invalid ones are to be skipped; else one error listing them all."""
+    if invalid and not skip_invalid:
+        raise CatalogError(invalid_cases_message(path, invalid, hint))
+    if not cases:
+        raise CatalogError(f"{path}: no cases" + (f" ({len(invalid)} invalid, skipped)" if invalid else ""))
+    return cases
+
+
+def invalid_cases_message(source: Any, invalid: Sequence[str], hint: str = "", shown: int = 20) -> str:
+    """One line naming every invalid case (the first ``shown`` of them, then a count)."""
+    listed = "; ".join(invalid[:shown]) + (f"; and {len(invalid) - shown} more" if len(invalid) > shown else "")
+    return f"{source}: {len(invalid)} invalid case{'s' if len(invalid) != 1 else ''}{hint}: {listed}"
+
+
+def read_cases(path: str | os.PathLike[str]) -> tuple[list[EvalCase], list[str]]:
+    """The valid cases of a case file and, for each invalid line, ``"file:line: why"``.
+
+    A query is checked with the router's own cleaning (``_clean_query``), so a query the router would refuse
+    (only control characters: "the query is empty") is found here, not minutes into a run.
+    """
     path = Path(path)
     if not path.is_file():
         raise CatalogError(f"case file not found: {path}")
-    cases = []
     with path.open("r", encoding="utf-8", errors="strict") as handle:
         try:
             lines = list(handle)
         except UnicodeDecodeError as exc:
             raise CatalogError(f"{path}: not UTF-8 text ({exc.reason})") from None
+    cases: list[EvalCase] = []
+    invalid: list[str] = []
     for number, line in enumerate(lines, start=1):
         if not line.strip():
             continue
         where = f"{path}:{number}"
         try:
-            data = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise CatalogError(f"{where}: not valid JSON ({exc.msg})") from None
-        if not isinstance(data, dict):
-            raise CatalogError(f"{where}: a case must be a JSON object")
-        for key in ("id", "query"):
-            if not isinstance(data.get(key), str) or not data[key].strip():
-                raise CatalogError(f"{where}: '{key}' must be a non-empty string")
-        if "expected" not in data or not (data["expected"] is None or isinstance(data["expected"], str)):
-            raise CatalogError(f"{where}: 'expected' must be a tool name or null")
-        expected = None if data["expected"] in (None, NO_TOOL) else data["expected"]
-        tools = None
-        if data.get("tools") is not None:
-            if not isinstance(data["tools"], list) or not data["tools"]:
-                raise CatalogError(f"{where}: 'tools' must be a non-empty list of tools")
-            try:
-                tools = tuple(Tool.from_dict(t) for t in data["tools"])
-            except ToolValidationError as exc:
-                raise CatalogError(f"{where}: {exc}") from None
-            names = [t.name for t in tools]
-            if len(set(names)) != len(names):
-                raise CatalogError(f"{where}: duplicate tool names in 'tools'")
-            if expected is not None and expected not in names:
-                raise CatalogError(f"{where}: expected tool {expected!r} is not among the case's tools")
-        scenario = data.get("scenario")
-        if scenario is not None and not isinstance(scenario, str):
-            raise CatalogError(f"{where}: 'scenario' must be a string")
-        case_type = data.get("case_type") if isinstance(data.get("case_type"), str) else None
-        cases.append(EvalCase(data["id"], data["query"], expected, tools, scenario, case_type))
-    if not cases:
-        raise CatalogError(f"{path}: no cases")
-    return cases
+            cases.append(_parse_case(line, where))
+        except GentoolError as exc:
+            invalid.append(f"{where}: {exc}")
+    return cases, invalid
+
+
+def _parse_case(line: str, where: str) -> EvalCase:
+    """One case line, or a :class:`CatalogError` saying why it cannot be evaluated."""
+    try:
+        data = json.loads(line)
+    except json.JSONDecodeError as exc:
+        raise CatalogError(f"not valid JSON ({exc.msg})") from None
+    except RecursionError:
+        raise CatalogError("JSON nested too deeply") from None
+    if not isinstance(data, dict):
+        raise CatalogError("a case must be a JSON object")
+    for key in ("id", "query"):
+        if not isinstance(data.get(key), str) or not data[key].strip():
+            raise CatalogError(f"'{key}' must be a non-empty string")
+    try:
+        _clean_query(data["query"])
+    except QueryError as exc:
+        raise CatalogError(str(exc)) from None
+    if "expected" not in data or not (data["expected"] is None or isinstance(data["expected"], str)):
+        raise CatalogError("'expected' must be a tool name or null")
+    expected = None if data["expected"] in (None, NO_TOOL) else data["expected"]
+    tools = None
+    if data.get("tools") is not None:
+        if not isinstance(data["tools"], list) or not data["tools"]:
+            raise CatalogError("'tools' must be a non-empty list of tools")
+        try:
+            tools = tuple(Tool.from_dict(t) for t in data["tools"])
+        except ToolValidationError as exc:
+            raise CatalogError(str(exc)) from None
+        names = [t.name for t in tools]
+        if len(set(names)) != len(names):
+            raise CatalogError("duplicate tool names in 'tools'")
+        if expected is not None and expected not in names:
+            raise CatalogError(f"expected tool {expected!r} is not among the case's tools")
+    scenario = data.get("scenario")
+    if scenario is not None and not isinstance(scenario, str):
+        raise CatalogError("'scenario' must be a string")
+    case_type = data.get("case_type") if isinstance(data.get("case_type"), str) else None
+    return EvalCase(data["id"], data["query"], expected, tools, scenario, case_type, where=where)
+
+
+def check_cases(cases: Sequence[EvalCase], index: ToolIndex | None = None,
+                suspicious: SuspiciousPolicy | None = None) -> list[str]:
+    """What would stop each case once the run has started, found before it starts (see :func:`split_cases`)."""
+    return split_cases(cases, index, suspicious)[1]
+
+
+def split_cases(cases: Sequence[EvalCase], index: ToolIndex | None = None,
+                suspicious: SuspiciousPolicy | None = None) -> tuple[list[EvalCase], list[str]]:
+    """The cases that can run, and ``"where: why"`` for each that cannot: no tools and no index, an expected
+    tool the index does not hold, a catalogue whose every tool the ``suspicious`` policy leaves out."""
+    good: list[EvalCase] = []
+    problems: list[str] = []
+    screened: dict[str, str | None] = {}
+    for case in cases:
+        problem = _case_problem(case, index, suspicious, screened)
+        if problem is None:
+            good.append(case)
+        else:
+            problems.append(f"{case.where or f'case {case.id!r}'}: {problem}")
+    return good, problems
+
+
+def _case_problem(case: EvalCase, index: ToolIndex | None, suspicious: SuspiciousPolicy | None,
+                  screened: dict[str, str | None]) -> str | None:
+    if case.tools is None:
+        if index is None:
+            return "the case has no 'tools': give an index (--index DIR)"
+        if case.expected is not None and case.expected not in index:
+            return f"expected tool {case.expected!r} is not in the index"
+        return None
+    key = _catalogue_key(case.tools)
+    if key not in screened:  # screened once per distinct catalogue (generated cases share them)
+        screened[key] = _screening_problem(case.tools, suspicious)
+    return screened[key]
+
+
+def _catalogue_key(tools: Sequence[Tool]) -> str:
+    return hashlib.sha256(json.dumps([t.to_dict() for t in tools]).encode()).hexdigest()
+
+
+def _screening_problem(tools: Sequence[Tool], suspicious: SuspiciousPolicy | None) -> str | None:
+    try:
+        ToolCatalog.from_tools(tools, suspicious=suspicious or DEFAULT_POLICY)
+    except GentoolError as exc:
+        return str(exc)
+    return None
 
 
 def make_selector(method: str, model_path: str | None = None, adapter_path: str | None = None,
@@ -121,29 +223,44 @@ def evaluate(
 ) -> list[dict[str, Any]]:
     """Route every case and return one record per case (prediction, ranking, candidates, timings).
 
-    ``suspicious`` is the policy for instruction-like descriptions in the cases' own tools (default
+    ``suspicious`` is the policy for instruction-like text in the cases' own tools (default
     ``"exclude"``, as for any catalogue; ``benchmarks/bench_poisoned.py`` compares the policies).
+
+    Every case is checked first (:func:`check_cases`): the problems are one :class:`CatalogError` listing
+    each, before any model runs. An error during the run names its case and keeps its own class
+    (a :class:`SelectorError` stays one).
     """
+    problems = check_cases(cases, index, suspicious)
+    if problems:
+        raise CatalogError(invalid_cases_message("evaluate", problems))
     embedder = embedder or (index.embedder if index is not None else MiniLMEmbedder())
     cache: dict[str, ToolIndex] = {}
     records = []
     for case in progress(cases):
-        if case.tools is not None:
-            key = hashlib.sha256(json.dumps([t.to_dict() for t in case.tools]).encode()).hexdigest()
-            if key not in cache:
-                cache[key] = ToolIndex.build(case.tools, embedder, show_progress=False, suspicious=suspicious)
-            case_index = cache[key]
-        elif index is not None:
-            case_index = index
-        else:
-            raise CatalogError(f"case {case.id!r} has no 'tools': give an index (--index DIR)")
-        router = ToolRouter(case_index, selector, k=k, on_selector_error="raise")
         try:
+            if case.tools is not None:
+                key = _catalogue_key(case.tools)
+                if key not in cache:
+                    cache[key] = ToolIndex.build(case.tools, embedder, show_progress=False, suspicious=suspicious)
+                case_index = cache[key]
+            else:
+                case_index = index
+            router = ToolRouter(case_index, selector, k=k, on_selector_error="raise")
             route = router.route(case.query)
         except GentoolError as exc:
-            raise GentoolError(f"case {case.id!r}: {exc}") from exc
+            raise _naming_case(exc, case) from exc
         records.append(_record(case, route))
     return records
+
+
+def _naming_case(error: GentoolError, case: EvalCase) -> GentoolError:
+    """``error`` with the case named in its message, of the same class (callers catch by class)."""
+    message = f"case {case.id!r}" + (f" ({case.where})" if case.where else "") + f": {error}"
+    try:
+        renamed = type(error)(message)
+    except Exception:  # a subclass with another constructor: keep the class's base
+        renamed = GentoolError(message)
+    return renamed
 
 
 def _record(case: EvalCase, route: Route) -> dict[str, Any]:

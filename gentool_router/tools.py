@@ -15,21 +15,31 @@ from typing import Any, Callable, Mapping
 
 from .errors import ToolValidationError
 
-__all__ = ["Tool", "NO_TOOL", "tool_from_any", "TOOL_NAME_PATTERN", "valid_tool_name"]
+__all__ = ["Tool", "NO_TOOL", "tool_from_any", "TOOL_NAME_PATTERN", "valid_tool_name", "json_schema",
+           "json_schema_type", "PYTHON_TYPE_NAMES"]
 
 #: The pseudo-tool the selector picks when no candidate applies ("answer directly", the paper's name).
 NO_TOOL = "generate_response"
 
-#: Tool names follow OpenAI's function-name rule, which every agent framework accepts.
-TOOL_NAME_PATTERN = re.compile(r"^[A-Za-z0-9_\-]{1,64}$")
+#: Tool names as MCP allows them: ASCII letters, digits, ``_``, ``-``, ``.`` and ``/`` (``admin.tools.list``,
+#: ``fs/read_file``), 1-128 characters. The 2025-11-25 specification says 1-128 and lists ``.``; SEP-986, which it
+#: adopted, also lists ``/``: the union, so every name an MCP server may send loads as it is. Not 64 (OpenAI's
+#: function-name limit): a router passes names through and never sends them to a model API itself, and a name
+#: cut or refused here would no longer be the name the server answers to.
+TOOL_NAME_PATTERN = re.compile(r"^[A-Za-z0-9_\-./]{1,128}$")
+TOOL_NAME_RULE = "1-128 ASCII letters, digits, '_', '-', '.' or '/' (no spaces)"
 
 _MAX_DESCRIPTION_CHARS = 10_000
 _VERSION_KEYS = ("family", "version", "supersedes", "deprecated")
 
 
 def valid_tool_name(name: str) -> str:
-    """``name`` with every character a tool name may not hold replaced by ``_`` (for importing corpora whose
-    names have spaces, dots or ``&``)."""
+    """``name`` in OpenAI's stricter function-name form: every character outside ``A-Za-z0-9_-`` replaced by
+    ``_``, cut at 64 characters (for importing corpora whose names have spaces, dots or ``&``).
+
+    Stricter than :data:`TOOL_NAME_PATTERN` on purpose: the training data is built with it, and a changed
+    mapping would change every generated file (``getPM2.5Level`` stays ``getPM2_5Level``).
+    """
     return re.sub(r"[^A-Za-z0-9_\-]", "_", name)[:64]
 
 
@@ -44,7 +54,7 @@ class Tool:
     """One tool the router can choose.
 
     Args:
-        name: Unique name (letters, digits, ``_`` and ``-``; at most 64 characters).
+        name: Unique name: ASCII letters, digits, ``_``, ``-``, ``.`` and ``/``, at most 128 characters (MCP's rule).
         description: What the tool does, in plain language. Must not be empty.
         parameters: JSON-schema object of the arguments (``{"type": "object", "properties": {...},
             "required": [...]}``).
@@ -52,7 +62,8 @@ class Tool:
         family: Optional name shared by the versions of one tool (``"weather"``).
         version: Optional version label (``"2"``).
         supersedes: Optional name of the tool this one replaces.
-        deprecated: True when the tool is kept only for compatibility.
+        deprecated: True when the tool is kept only for compatibility (the strings ``"true"``/``"false"`` and
+            the numbers 1/0 are read as booleans: metadata often arrives as text).
 
     Example:
         >>> Tool("get_weather", "Current weather for a city", {"type": "object",
@@ -94,8 +105,7 @@ class Tool:
                 if not isinstance(value, str) or not _clean_text(value):
                     raise ToolValidationError(f"tool {self.name!r}: {key} must be a non-empty string")
                 object.__setattr__(self, key, _clean_text(value))
-        if not isinstance(self.deprecated, bool):
-            raise ToolValidationError(f"tool {self.name!r}: deprecated must be true or false")
+        object.__setattr__(self, "deprecated", _parse_flag(self.name, "deprecated", self.deprecated))
 
     # ------------------------------------------------------------------ views
     def parameter_names(self) -> list[str]:
@@ -129,7 +139,7 @@ class Tool:
             "function": {
                 "name": self.name,
                 "description": self.description,
-                "parameters": _thaw(self.parameters),
+                "parameters": json_schema(self.parameters),
             },
         }
 
@@ -163,7 +173,7 @@ class Tool:
             family=versions["family"],
             version=versions["version"],
             supersedes=versions["supersedes"],
-            deprecated=bool(versions["deprecated"]) if versions["deprecated"] is not None else False,
+            deprecated=versions["deprecated"] if versions["deprecated"] is not None else False,
         )
 
     @classmethod
@@ -229,13 +239,82 @@ def _is_langchain_tool(obj: Any) -> bool:
     return any(cls.__name__ == "BaseTool" and cls.__module__.startswith("langchain") for cls in type(obj).__mro__)
 
 
+# ------------------------------------------------------------------------ Python-style type names
+#: Python-style type names (and common variants) in published catalogues -> their JSON-Schema type; ``None``:
+#: any type (the ``type`` keyword is dropped). Matched case-insensitively, ``typing.`` and ``[...]`` ignored.
+PYTHON_TYPE_NAMES: dict[str, str | None] = {
+    **dict.fromkeys(("str", "string", "text", "unicode", "bytes"), "string"),
+    **dict.fromkeys(("int", "integer", "long"), "integer"),
+    **dict.fromkeys(("float", "double", "number", "decimal"), "number"),
+    **dict.fromkeys(("bool", "boolean"), "boolean"),
+    **dict.fromkeys(("dict", "object", "mapping", "map"), "object"),
+    **dict.fromkeys(("list", "array", "tuple", "set", "frozenset", "sequence", "iterable"), "array"),
+    **dict.fromkeys(("none", "nonetype", "null"), "null"),
+    "any": None,
+}
+_TYPE_NAME = re.compile(r"^\s*(?:typing\.)?([A-Za-z]+)\s*(?:\[.*\])?\s*$", re.DOTALL)
+#: Keywords whose value is one schema, a list of schemas, or a map of name -> schema (never a property name).
+_ONE_SCHEMA = ("items", "additionalProperties", "not", "contains", "if", "then", "else", "additionalItems")
+_SCHEMA_LISTS = ("anyOf", "oneOf", "allOf", "prefixItems", "items")
+_SCHEMA_MAPS = ("properties", "$defs", "definitions", "patternProperties")
+
+
+def json_schema_type(name: Any) -> Any:
+    """The JSON-Schema type of a Python-style type name (``"float"`` -> ``"number"``, ``"any"`` -> None);
+    anything else (a JSON-Schema name, an unknown word, a list) is returned as it is."""
+    if not isinstance(name, str):
+        return name
+    match = _TYPE_NAME.match(name)
+    if match is None or match.group(1).lower() not in PYTHON_TYPE_NAMES:
+        return name
+    return PYTHON_TYPE_NAMES[match.group(1).lower()]
+
+
+def json_schema(schema: Any) -> Any:
+    """A copy of ``schema`` with every ``type`` keyword in JSON-Schema terms (see :data:`PYTHON_TYPE_NAMES`).
+
+    Stored schemas keep the names they were written with (a catalogue round-trips unchanged, and the training
+    data built from Seal-Tools' ``str``/``int`` schemas stays the same); this is the form handed to a chat model.
+    """
+    if not isinstance(schema, Mapping):
+        return _thaw(schema)
+    result: dict[str, Any] = {}
+    for key, value in schema.items():
+        if key == "type":
+            converted = [json_schema_type(v) for v in value] if isinstance(value, list) else json_schema_type(value)
+            if converted is None or (isinstance(converted, list) and None in converted):
+                continue  # "any": no type constraint
+            result[key] = converted
+        elif key in _SCHEMA_MAPS and isinstance(value, Mapping):
+            result[key] = {name: json_schema(sub) for name, sub in value.items()}
+        elif key in _SCHEMA_LISTS and isinstance(value, list):
+            result[key] = [json_schema(sub) for sub in value]
+        elif key in _ONE_SCHEMA and isinstance(value, Mapping):
+            result[key] = json_schema(value)
+        else:
+            result[key] = _thaw(value)
+    return result
+
+
 # ------------------------------------------------------------------------ validation
+def _parse_flag(tool_name: str, key: str, value: Any) -> bool:
+    """A boolean, from JSON ``true``/``false``, the strings ``"true"``/``"false"`` or the numbers 1/0 (metadata
+    arrives as text from YAML front matter, CSV and LangChain ``metadata``; ``bool("false")`` would be True)."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int) and value in (0, 1):
+        return bool(value)
+    if isinstance(value, str) and value.strip().lower() in ("true", "false", "1", "0"):
+        return value.strip().lower() in ("true", "1")
+    raise ToolValidationError(f"tool {tool_name!r}: {key} must be true or false, got {value!r}")
+
+
 def _validate_name(name: Any) -> None:
     if not isinstance(name, str):
         raise ToolValidationError(f"tool name must be a string, got {type(name).__name__}")
     if not TOOL_NAME_PATTERN.fullmatch(name):  # match() would let a trailing newline through ("$")
         raise ToolValidationError(
-            f"tool name {name!r} is invalid: use 1-64 letters, digits, '_' or '-' (no spaces or dots)"
+            f"tool name {name!r} is invalid: use {TOOL_NAME_RULE}"
         )
     if name == NO_TOOL:
         raise ToolValidationError(f"tool name {NO_TOOL!r} is reserved for 'no tool applies'")
@@ -247,7 +326,7 @@ def _validate_parameters(tool_name: str, parameters: Any) -> dict[str, Any]:
         parameters = {"type": "object", "properties": {}}
     if not isinstance(parameters, Mapping):
         raise ToolValidationError(f"tool {tool_name!r}: parameters must be a JSON-schema object")
-    if parameters.get("type", "object") != "object":
+    if json_schema_type(parameters.get("type", "object")) != "object":  # "dict" (a Python-style name) is fine
         raise ToolValidationError(f"tool {tool_name!r}: parameters must have type 'object'")
     properties = parameters.get("properties", {})
     if not isinstance(properties, Mapping):
@@ -266,7 +345,7 @@ def _validate_parameters(tool_name: str, parameters: Any) -> dict[str, Any]:
     if missing:
         raise ToolValidationError(f"tool {tool_name!r}: required parameters {missing} are not in properties")
     result = _thaw(parameters)
-    result.setdefault("type", "object")
+    result["type"] = "object"
     result.setdefault("properties", {})
     _check_json(tool_name, result)
     return result

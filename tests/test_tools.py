@@ -23,8 +23,9 @@ def test_tool_normalises_description_whitespace_and_control_characters():
     [
         ({"name": "has space", "description": "d"}, "invalid"),
         ({"name": "", "description": "d"}, "invalid"),
-        ({"name": "x" * 65, "description": "d"}, "invalid"),
-        ({"name": "a.b", "description": "d"}, "invalid"),
+        ({"name": "x" * 129, "description": "d"}, "invalid"),
+        ({"name": "a:b", "description": "d"}, "invalid"),
+        ({"name": "a\\b", "description": "d"}, "invalid"),
         ({"name": 3, "description": "d"}, "must be a string"),
         ({"name": "generate_response", "description": "d"}, "reserved"),
         ({"name": "t", "description": ""}, "empty"),
