@@ -72,7 +72,7 @@ def test_public_and_example_queries_are_left_out_of_every_split(generated):
     public = public_eval_queries()
     assert len(public) > 1400
     examples = example_eval_queries()
-    assert len(examples) == 21
+    assert len(examples) >= 200  # the bundled example queries (gentool_router/data/example_queries.jsonl)
     public |= examples
     for split in ("train", "dev", "test"):
         assert not [c["id"] for c in _read(out, split) if " ".join(c["query"].split()).lower() in public]

@@ -37,7 +37,8 @@ def _seal_tools(source: Path, out: Path, seed: int, limit: int | None) -> Iterat
                        "scenario": scenario}
 
 
-def _parse_tool_lines(prompt: str) -> list[dict[str, str]]:
+def parse_tool_lines(prompt: str) -> list[dict[str, str]]:
+    """The ten candidate tools listed in a MetaTool Task 2 prompt, as tool dicts."""
     tools = []
     for match in re.finditer(r"^\d+\. tool name: (.+?), tool description: (.*)$", prompt, flags=re.M):
         description = match.group(2).strip()
@@ -51,7 +52,7 @@ def _metatool_reliability(source: Path, out: Path, seed: int, limit: int | None)
     for number, item in enumerate(json.loads((source / "Task2-Subtask3.json").read_text())):
         prompt = item["action_prompt"]
         query = prompt.split("[User's Query Start]\n", 1)[1].split("\n[User's Query End]", 1)[0].strip()
-        tools = _parse_tool_lines(prompt)
+        tools = parse_tool_lines(prompt)
         try:
             [Tool.from_dict(t) for t in tools]
         except ToolValidationError:

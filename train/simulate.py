@@ -164,22 +164,8 @@ def generate_dataset(
         embedder = MiniLMEmbedder()
         embed = lambda texts: embedder.embed_documents(texts, show_progress=True)  # noqa: E731
     rng = random.Random(config.seed)
-    excluded = public_eval_queries() if config.exclude_public_queries else set()
-    if config.exclude_example_queries:
-        excluded |= example_eval_queries()
-    tools, queries = load_sources(exclude=excluded)
-    multi = [q for q in load_multi_call_queries(tools) if query_key(q.query) not in excluded
-             ] if config.multi_call_queries else []
-    by_tool: dict[str, list[SourceQuery]] = defaultdict(list)
-    for q in queries:
-        by_tool[q.tool].append(q)
-    for name in sorted(by_tool):
-        random.Random(f"{config.seed}:{name}").shuffle(by_tool[name])
-        del by_tool[name][config.max_queries_per_tool:]
+    tools, queries, multi, by_tool, heldout = _query_plan(config, rng)
     targets = sorted(by_tool)
-    shuffled = targets[:]
-    rng.shuffle(shuffled)
-    heldout = set(shuffled[: round(len(targets) * config.heldout_tool_fraction)])
     log(f"{len(tools)} tools, {len(targets)} with queries ({len(heldout)} held out); embedding tool texts...")
     pool = _Pool(tools, _nearest(tools, sorted(set(targets) | {q.tool for q in multi}), embed), heldout)
     taken = set(tools)
@@ -299,6 +285,45 @@ def _write(out: Path, cases: dict[str, list[dict[str, Any]]], config: Simulation
 
     atomic_folder(out, write, owned_files=dataset_owned_files, kind="generate-data output")
     return stats
+
+
+def _query_plan(config: SimulationConfig, rng: random.Random) -> tuple[
+        dict[str, Tool], list[SourceQuery], list[SourceQuery], dict[str, list[SourceQuery]], set[str]]:
+    """The tools, the single-tool queries, the multi-call queries, the queries each target tool may use (shuffled
+    and capped) and the held-out tools: everything a data set can draw from, before any case is made."""
+    excluded = public_eval_queries() if config.exclude_public_queries else set()
+    if config.exclude_example_queries:
+        excluded |= example_eval_queries()
+    tools, queries = load_sources(exclude=excluded)
+    multi = [q for q in load_multi_call_queries(tools) if query_key(q.query) not in excluded
+             ] if config.multi_call_queries else []
+    by_tool: dict[str, list[SourceQuery]] = defaultdict(list)
+    for q in queries:
+        by_tool[q.tool].append(q)
+    for name in sorted(by_tool):
+        random.Random(f"{config.seed}:{name}").shuffle(by_tool[name])
+        del by_tool[name][config.max_queries_per_tool:]
+    shuffled = sorted(by_tool)
+    rng.shuffle(shuffled)
+    heldout = set(shuffled[: round(len(shuffled) * config.heldout_tool_fraction)])
+    return tools, queries, multi, dict(by_tool), heldout
+
+
+@dataclass(frozen=True)
+class TrainingExposure:
+    """What a data set made with one configuration can have shown the selector: any query it may use (keyed
+    with :func:`query_key`) and the tools held out from its training split."""
+
+    query_keys: frozenset[str]
+    heldout_tools: frozenset[str]
+
+
+def training_exposure(config: SimulationConfig) -> TrainingExposure:
+    """The queries and held-out tools of ``generate-data`` with ``config``, without simulating anything (used to
+    keep evaluation sets out of training: ``gentool_router_train.real_sets``)."""
+    _, _, multi, by_tool, heldout = _query_plan(config, random.Random(config.seed))
+    keys = {query_key(q.query) for qs in by_tool.values() for q in qs} | {query_key(q.query) for q in multi}
+    return TrainingExposure(frozenset(keys), frozenset(heldout))
 
 
 #: What ``generate-data`` writes into its folder.
