@@ -3,8 +3,8 @@
     .venv/bin/python examples/weak_to_strong.py
 
 The bundled catalogue holds a weak ``get_weather`` (current temperature only). The router first routes a
-forecast question without the strong tool, then ``get_weather_forecast`` is added with ``router.add_tools``
-(no rebuild) and the same question is routed again.
+forecast question without the strong tool (the weak tool cannot answer it: the router may give it, or no tool),
+then ``get_weather_forecast`` is added with ``router.add_tools`` (no rebuild) and the same question is routed again.
 """
 
 from __future__ import annotations

@@ -20,10 +20,13 @@ from .errors import (
     IndexMismatchError,
     ModelLoadError,
     ModelNotFoundError,
+    OverwriteRefusedError,
     QueryError,
     SelectorError,
     ToolValidationError,
 )
+from .decision import DecisionMismatchError, DecisionModel
+from .evidence import RouteEvidence
 from .index import ToolIndex
 from .results import Candidate, Choice, Route, Selection, StageTimings
 from .router import ToolRouter
@@ -59,4 +62,8 @@ __all__ = [
     "QueryError",
     "SelectorError",
     "ConfigError",
+    "OverwriteRefusedError",
+    "DecisionModel",
+    "DecisionMismatchError",
+    "RouteEvidence",
 ]

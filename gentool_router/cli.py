@@ -18,6 +18,9 @@ from .errors import GentoolError
 
 __all__ = ["main"]
 
+#: `gentool-router demo` routes this many of the bundled example queries unless given --all.
+DEMO_QUERIES = 21
+
 
 def _friendly_errors(command: Callable[..., Any]) -> Callable[..., Any]:
     """Turn the library's errors into a one-line ``Error: ...`` and exit status 1, never a traceback."""
@@ -84,28 +87,98 @@ def index_command(tools: Path, out: Path, k: int, quiet: bool) -> None:
     click.echo(f"Indexed {len(catalog)} tools into {out} in {time.perf_counter() - start:.1f} s")
 
 
+def _decision_options(func: Callable[..., Any]) -> Callable[..., Any]:
+    options = [
+        click.option("--decision", "decision_path", type=click.Path(dir_okay=False, path_type=Path),
+                     help="Decision model file from `gentool-router calibrate --out` (default: the index's own, "
+                          "else the one shipped for the packaged selector)."),
+        click.option("--no-decision", is_flag=True,
+                     help="Let the selector's own no-tool threshold decide (the router before the decision model)."),
+        click.option("--explain", is_flag=True,
+                     help="Show each candidate's evidence and what decided (with --json: an 'explanation' key)."),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+def _decision_setting(decision_path: Path | None, no_decision: bool) -> Any:
+    if decision_path is not None and no_decision:
+        raise click.UsageError("give --decision or --no-decision, not both")
+    return None if no_decision else decision_path if decision_path is not None else "default"
+
+
 @main.command("route")
 @click.argument("queries", nargs=-1, required=True)
 @click.option("--index", "index_dir", required=True, type=click.Path(path_type=Path),
               help="Index folder written by `gentool-router index`.")
 @_selector_options
+@_decision_options
 @_friendly_errors
 def route_command(queries: Sequence[str], index_dir: Path, model_path: Path | None, adapter_path: Path | None,
-                  n_threads: int | None, n_gpu_layers: int | None, k: int | None, as_json: bool) -> None:
+                  n_threads: int | None, n_gpu_layers: int | None, k: int | None, as_json: bool,
+                  decision_path: Path | None, no_decision: bool, explain: bool) -> None:
     """Route each QUERY over a saved index and print the decision."""
     from .router import ToolRouter
 
     router = ToolRouter.load(index_dir, model_path=model_path, adapter_path=adapter_path, n_threads=n_threads,
-                             n_gpu_layers=n_gpu_layers, k=k)
+                             n_gpu_layers=n_gpu_layers, k=k, decision=_decision_setting(decision_path, no_decision))
     for route in router.route_batch(list(queries)):
-        _print_route(route, as_json)
+        _print_route(route, as_json, explain)
+
+
+@main.command("calibrate")
+@click.argument("labels", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--index", "index_dir", required=True, type=click.Path(path_type=Path),
+              help="Index folder of the catalogue the labels are about.")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path),
+              help="Write the decision model here (default: into the index folder, which then uses it).")
+@click.option("--near-misses/--no-near-misses", default=False, show_default=True,
+              help="Also route each labelled query with its tool removed (expected: no tool); noisy where the "
+                   "catalogue has near-duplicate tools.")
+@click.option("--bundled-out-of-scope/--no-bundled-out-of-scope", default=True, show_default=True,
+              help="Also route the bundled no-tool queries (chit-chat, thanks, ...) over the catalogue.")
+@click.option("--model", "model_path", type=click.Path(dir_okay=False, path_type=Path),
+              help="Selector GGUF (default: the index's saved setting, else the packaged one).")
+@click.option("--adapter", "adapter_path", type=click.Path(dir_okay=False, path_type=Path),
+              help="GGUF LoRA adapter applied over --model.")
+@click.option("--threads", "n_threads", type=click.IntRange(min=1), help="CPU threads for the selector.")
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+@_friendly_errors
+def calibrate_command(labels: Path, index_dir: Path, out: Path | None, near_misses: bool, bundled_out_of_scope: bool,
+                      model_path: Path | None, adapter_path: Path | None, n_threads: int | None, quiet: bool) -> None:
+    """Fit the tool-or-none decision for your catalogue from LABELS (JSONL: {"query", "expected": tool or null})."""
+    from tqdm.auto import tqdm
+
+    from .calibration import calibrate, load_labels
+    from .router import ToolRouter
+
+    router = ToolRouter.load(index_dir, model_path=model_path, adapter_path=adapter_path, n_threads=n_threads,
+                             decision=None)
+    labelled = load_labels(labels, router.catalog.names())  # every bad line before the model loads
+    model = calibrate(router, labelled, near_misses=near_misses, bundled_out_of_scope=bundled_out_of_scope,
+                      progress=lambda jobs: tqdm(jobs, desc="routing", unit="query", disable=quiet))
+    report = model.report
+    click.echo(f"Fitted on {report['examples']} routes {report['kinds']}; accuracy on them "
+               f"{report['fit_accuracy'] * 100:.1f}% at operating point {model.none_offset:+.2f}")
+    if out is not None:
+        model.save(out)
+        click.echo(f"Wrote {out}  (route with --decision {out})")
+    else:
+        router.set_decision(model)
+        router.save(index_dir)
+        click.echo(f"Saved into {index_dir}: `gentool-router route --index {index_dir}` uses it")
 
 
 @main.command("demo")
 @_selector_options
+@_decision_options
+@click.option("--all", "all_queries", is_flag=True,
+              help=f"Route all bundled example queries (default: the first {DEMO_QUERIES}).")
 @_friendly_errors
 def demo_command(model_path: Path | None, adapter_path: Path | None, n_threads: int | None,
-                 n_gpu_layers: int | None, k: int | None, as_json: bool) -> None:
+                 n_gpu_layers: int | None, k: int | None, as_json: bool, decision_path: Path | None,
+                 no_decision: bool, explain: bool, all_queries: bool) -> None:
     """Route the bundled example queries over the bundled example catalogue."""
     from .examples import example_cases, example_tools
     from .router import ToolRouter
@@ -115,8 +188,10 @@ def demo_command(model_path: Path | None, adapter_path: Path | None, n_threads: 
         click.echo(f"Building an index of {len(tools)} example tools...")
     router = ToolRouter.from_tools(tools, model_path=model_path, adapter_path=adapter_path, n_threads=n_threads,
                                    n_gpu_layers=n_gpu_layers or 0, k=k or 5, show_progress=False)
-    for case in example_cases():
-        _print_route(router.route(case["query"]), as_json)
+    router.set_decision(_decision_setting(decision_path, no_decision))
+    cases = example_cases()
+    for case in cases if all_queries else cases[:DEMO_QUERIES]:
+        _print_route(router.route(case["query"]), as_json, explain)
         if not as_json:
             click.echo(f"     expected: {case['expected'] or 'generate_response'}")
 
@@ -141,18 +216,27 @@ def demo_command(model_path: Path | None, adapter_path: Path | None, n_threads: 
               help="Write every figure and each case's prediction and ranking to this file.")
 @click.option("--plot", "plot_out", type=click.Path(dir_okay=False, path_type=Path),
               help="Draw methods and scenarios side by side into this PNG (needs matplotlib).")
+@click.option("--skip-invalid", is_flag=True,
+              help="Leave out the cases that cannot run (bad lines, empty queries, unknown expected tools) and say "
+                   "how many; by default any makes the run stop before it starts, listing each.")
 @_friendly_errors
 def eval_command(cases: Path, index_dir: Path | None, methods: tuple[str, ...], model_path: Path | None,
                  adapter_path: Path | None, compare: tuple[str, ...], k: int, n_threads: int | None,
-                 limit: int | None, json_out: Path | None, plot_out: Path | None) -> None:
+                 limit: int | None, json_out: Path | None, plot_out: Path | None, skip_invalid: bool) -> None:
     """Measure tool selection on CASES (JSONL: id, query, tools?, expected, scenario?)."""
     from tqdm.auto import tqdm
 
-    from .evaluation import evaluate, format_table, load_cases, make_selector, plot_summary, summarize
+    from .evaluation import evaluate, format_table, load_runnable_cases, make_selector, plot_summary, summarize
     from .index import ToolIndex
 
-    loaded = load_cases(cases)[:limit]
     index = ToolIndex.load(index_dir) if index_dir is not None else None
+    # every case is checked before any model loads: all bad ones in one error, or (--skip-invalid) counted
+    loaded, skipped = load_runnable_cases(cases, index, skip_invalid=skip_invalid,
+                                          hint=" (--skip-invalid leaves them out)")
+    if skipped:
+        click.echo(f"Skipped {len(skipped)} invalid case{'s' if len(skipped) != 1 else ''} of {cases}: "
+                   + "; ".join(skipped[:5]) + (" ..." if len(skipped) > 5 else ""), err=True)
+    loaded = loaded[:limit]
     extra = {}
     for item in compare:
         name, _, path = item.partition("=")
@@ -416,9 +500,12 @@ def parity_command(run_dir: Path, cases: Path, gguf_files: tuple[Path, ...], lor
         sys.exit(1)
 
 
-def _print_route(route: Any, as_json: bool) -> None:
+def _print_route(route: Any, as_json: bool, explain: bool = False) -> None:
     if as_json:
-        click.echo(json.dumps(route.to_dict(), ensure_ascii=False))
+        data = route.to_dict()
+        if explain:
+            data["explanation"] = route.explanation
+        click.echo(json.dumps(data, ensure_ascii=False))
         return
     t = route.timings
     best = route.ranking[0]
@@ -428,8 +515,28 @@ def _print_route(route: Any, as_json: bool) -> None:
     click.echo("     ranking: " + " | ".join(f"{c.name} {c.score:.2f}" for c in route.ranking[:4]))
     click.echo(
         f"     time: embed {t.embed * 1000:.0f} ms, search {t.search * 1000:.1f} ms, "
-        f"select {t.select * 1000:.0f} ms ({route.prompt_tokens} prompt tokens)"
+        f"select {t.select * 1000:.0f} ms, decide {t.decide * 1000:.1f} ms ({route.prompt_tokens} prompt tokens)"
     )
+    if explain:
+        _print_explanation(route)
+
+
+def _print_explanation(route: Any) -> None:
+    explanation = route.explanation or {}
+    if route.decided_by != "decision":
+        click.echo(f"     decided by: {route.decided_by} ({explanation.get('note', '')})")
+        return
+    click.echo("     decided by: the decision model over retrieval, BM25 and the selector "
+               f"(catalogue similarity mean {explanation['similarity_mean']:.2f}, sd {explanation['similarity_std']:.2f}; "
+               f"BM25 best: {explanation['lexical_best_name'] or '-'})")
+    click.echo(f"       {'option':<32} {'p':>5}  {'cos':>5} {'rank':>4} {'bm25':>5} {'gap':>6}  strongest reasons")
+    for option in explanation["options"]:
+        reasons = sorted(option["contributions"].items(), key=lambda kv: -abs(kv[1]))[:3]
+        why = ", ".join(f"{name} {value:+.1f}" for name, value in reasons)
+        e = option.get("evidence")
+        numbers = (f"{e['cosine']:5.2f} {e['rank']:4d} {e['lexical']:5.1f} {e['selector_gap']:6.1f}" if e
+                   else f"{'':5} {'':4} {'':5} {'':6}")
+        click.echo(f"       {option['name'][:32]:<32} {option['probability']:5.2f}  {numbers}  {why}")
 
 
 if __name__ == "__main__":  # pragma: no cover

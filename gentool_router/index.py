@@ -25,6 +25,7 @@ import numpy as np
 from .catalog import ToolCatalog
 from .embedder import Embedder, MiniLMEmbedder
 from .errors import CatalogError, ConfigError, IndexFormatError, IndexMismatchError, OverwriteRefusedError
+from .lexical import LexicalIndex
 from .persistence import atomic_folder, recover_interrupted_save, sha256_file
 from .poison import DEFAULT_POLICY, SUSPICIOUS_POLICIES, SuspiciousPolicy
 from .tool_text import TOOL_TEXT_VERSION, render_tool
@@ -96,6 +97,7 @@ class ToolIndex:
         self._by_id: dict[int, str] = {}
         self._next_id = 0
         self._lock = threading.RLock()
+        self._lexical: tuple[tuple[int, int], LexicalIndex] | None = None
 
     # ------------------------------------------------------------------ build
     @classmethod
@@ -202,6 +204,16 @@ class ToolIndex:
                 for row_scores, row_ids in zip(scores, ids)
             ]
 
+    def scored(self, name: str, vector: np.ndarray) -> ScoredTool | None:
+        """One tool scored against an embedded query (a candidate found by BM25 rather than by FAISS), or None if
+        the tool is no longer in the index."""
+        with self._lock:
+            if name not in self._ids:
+                return None
+            stored = self._faiss_index.reconstruct(self._ids[name])
+            score = float(np.dot(stored, np.asarray(vector, dtype=np.float32).ravel()))
+            return ScoredTool(self._catalog.get(name), score, self._texts[name])
+
     # ------------------------------------------------------------------ views
     @property
     def catalog(self) -> ToolCatalog:
@@ -215,6 +227,14 @@ class ToolIndex:
     def tool_text(self, name: str) -> str:
         """The canonical text of a tool in the index (what was embedded and what the selector sees)."""
         return self._texts[name]
+
+    def lexical(self) -> LexicalIndex:
+        """BM25 over this catalogue (``lexical.py``), rebuilt on first use after tools were added or removed."""
+        with self._lock:
+            version = (len(self), self._next_id)  # changes with every add and every remove
+            if self._lexical is None or self._lexical[0] != version:
+                self._lexical = (version, LexicalIndex(self._catalog))
+            return self._lexical[1]
 
     def tool_id(self, name: str) -> int:
         return self._ids[name]

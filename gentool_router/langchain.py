@@ -18,9 +18,11 @@ from __future__ import annotations
 
 from typing import Any, Awaitable, Callable, Iterable, Mapping, Sequence
 
+from .conversation import routing_text
 from .errors import CatalogError, ConfigError
 from .results import Route
 from .router import ToolRouter
+from .tool_text import render_tool
 from .tools import NO_TOOL
 
 try:
@@ -84,10 +86,11 @@ class ToolRouterRetriever(BaseRetriever):
     def _documents(self, route: Route, k: int | None) -> list[Document]:
         limit = _positive_int("k", self.k if k is None else k)
         ranked = [choice for choice in route.ranking if choice.name != NO_TOOL][:limit]
+        found = {c.name: c.tool for c in route.candidates}  # the route's own tools: an edit since cannot fail it
         return [
             Document(
                 id=choice.name,
-                page_content=self.router.index.tool_text(choice.name),
+                page_content=render_tool(found[choice.name]),
                 metadata={"name": choice.name, "score": choice.score, "rank": rank},
             )
             for rank, choice in enumerate(ranked)
@@ -176,9 +179,11 @@ class _ToolPicker:
         always_include: Iterable[str],
         max_tools: int,
         sticky: bool,
+        context_turns: int = 1,
     ) -> None:
         self.router = router
         self.max_tools = _positive_int("max_tools", max_tools)
+        self.context_turns = _positive_int("context_turns", context_turns)
         self.sticky = bool(sticky)
         self.tools = _tools_by_name(tools)
         if isinstance(always_include, str):
@@ -207,7 +212,7 @@ class _ToolPicker:
     def pick(self, messages: Sequence[Any]) -> list[str]:
         """Routed tools (best first), then tools already called (sticky), then ``always_include``."""
         messages = convert_to_messages(messages)
-        query = latest_human_text(messages)
+        query = routing_text(human_texts(messages), self.context_turns)
         routed = self._cached(query)
         if routed is None:
             routed = self._remember(query, self.router.route(query))
@@ -215,7 +220,7 @@ class _ToolPicker:
 
     async def apick(self, messages: Sequence[Any]) -> list[str]:
         messages = convert_to_messages(messages)
-        query = latest_human_text(messages)
+        query = routing_text(human_texts(messages), self.context_turns)
         routed = self._cached(query)
         if routed is None:
             routed = self._remember(query, await self.router.aroute(query))
@@ -247,6 +252,11 @@ class _ToolPicker:
             chosen += [n for n in called_tool_names(messages) if n in self.tools]
         chosen += self.always_include
         return list(dict.fromkeys(chosen))
+
+
+def human_texts(messages: Sequence[BaseMessage]) -> list[str]:
+    """The texts of the user messages, oldest first (messages without text left out)."""
+    return [m.text.strip() for m in messages if isinstance(m, HumanMessage) and m.text.strip()]
 
 
 def latest_human_text(messages: Sequence[BaseMessage]) -> str:
@@ -283,6 +293,9 @@ class ToolRouterMiddleware(AgentMiddleware):
         always_include: Names of tools offered on every call; they need not be in the router.
         max_tools: Routed tools offered at most per call.
         sticky: Keep offering tools called earlier in the conversation.
+        context_turns: User messages routed together, latest last (``conversation.routing_text``): 1 routes the
+            latest alone; 3 lets "book it for Friday" route with the request it answers (API-Bank dialogues:
+            BENCHMARKS.md, "Real catalogues").
 
     Raises:
         CatalogError: when ``tools`` and the router's catalogue differ, or ``always_include`` names an
@@ -297,9 +310,10 @@ class ToolRouterMiddleware(AgentMiddleware):
         always_include: Iterable[str] = (),
         max_tools: int = 1,
         sticky: bool = True,
+        context_turns: int = 1,
     ) -> None:
         super().__init__()
-        self._picker = _ToolPicker(router, tools, always_include, max_tools, sticky)
+        self._picker = _ToolPicker(router, tools, always_include, max_tools, sticky, context_turns)
         self.router = router
 
     def wrap_model_call(
@@ -339,6 +353,7 @@ def route_tools_node(
     always_include: Iterable[str] = (),
     max_tools: int = 1,
     sticky: bool = True,
+    context_turns: int = 1,
 ) -> Callable[[Any], dict[str, list[str]]]:
     """A LangGraph node that reads ``state["messages"]`` and writes ``state["routed_tools"]`` (tool names).
 
@@ -350,7 +365,7 @@ def route_tools_node(
         >>> graph = StateGraph(RoutedToolsState)
         >>> graph.add_node("route", route_tools_node(router, tools))
     """
-    picker = _ToolPicker(router, tools, always_include, max_tools, sticky)
+    picker = _ToolPicker(router, tools, always_include, max_tools, sticky, context_turns)
 
     def route_tools(state: Any) -> dict[str, list[str]]:
         try:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from .tools import NO_TOOL, Tool
@@ -28,12 +28,15 @@ class Selection:
         prompt_tokens: Tokens evaluated for this query (the cached static prefix not counted).
         cached_tokens: Tokens of the static prefix served from the cache.
         seconds: Wall time of the selection.
+        logit_gaps: The selector's yes/no logit gap of each candidate, in the order given (None for selectors
+            without one): the evidence the decision model weighs.
     """
 
     ranking: tuple[Choice, ...]
     prompt_tokens: int = 0
     cached_tokens: int = 0
     seconds: float = 0.0
+    logit_gaps: tuple[float, ...] | None = None
 
     @property
     def best(self) -> str:
@@ -60,10 +63,11 @@ class StageTimings:
     embed: float
     search: float
     select: float
+    decide: float = 0.0  # lexical scoring and the decision model
 
     @property
     def total(self) -> float:
-        return self.embed + self.search + self.select
+        return self.embed + self.search + self.select + self.decide
 
 
 @dataclass(frozen=True)
@@ -79,6 +83,11 @@ class Route:
         prompt_tokens: Selector prompt tokens evaluated for this query (uncached).
         fallback: True when the selector failed and the top retrieval candidate was returned instead.
         fallback_reason: Why the selector failed, when ``fallback`` is True.
+        decided_by: ``"decision"`` when the decision model over all the evidence chose (the default with the
+            packaged selector), ``"selector"`` when the selector's own threshold did, ``"retrieval"`` otherwise.
+        evidence: The :class:`~gentool_router.evidence.RouteEvidence` weighed (None for retrieval-only selection).
+        explanation: Each option's evidence, weighted contributions and probability (``decided_by ==
+            "decision"``), or the selector's ranking: why a tool won or why the router abstained.
     """
 
     query: str
@@ -89,6 +98,9 @@ class Route:
     prompt_tokens: int = 0
     fallback: bool = False
     fallback_reason: str | None = None
+    decided_by: str = "selector"
+    explanation: dict[str, Any] | None = field(default=None, compare=False, repr=False)
+    evidence: Any = field(default=None, compare=False, repr=False)  # RouteEvidence, when the selector gave gaps
 
     @property
     def name(self) -> str:
@@ -109,4 +121,5 @@ class Route:
             "prompt_tokens": self.prompt_tokens,
             "fallback": self.fallback,
             "fallback_reason": self.fallback_reason,
+            "decided_by": self.decided_by,
         }

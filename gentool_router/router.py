@@ -13,14 +13,18 @@ import os
 import threading
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterable, Literal, Sequence
+from typing import TYPE_CHECKING, Any, Iterable, Literal, Sequence, Union
 
 from .catalog import ToolCatalog
 from .embedder import Embedder
-from .errors import ConfigError, IndexFormatError, QueryError, SelectorError
+from .errors import CatalogError, ConfigError, GentoolError, IndexFormatError, QueryError, SelectorError
 from .index import ScoredTool, ToolIndex
 from .poison import SuspiciousPolicy
-from .results import Candidate, Route, StageTimings
+from .prompt import MAX_CANDIDATES
+from .decision import DecisionModel, default_decision, selector_identity
+from .evidence import STATS_DEPTH, CandidateEvidence, RouteEvidence, similarity_stats
+from .models import base_selector_gguf, default_adapter
+from .results import Candidate, Choice, Route, StageTimings
 from .selector import LlamaSelector, RetrievalSelector, Selector
 from .tools import NO_TOOL
 
@@ -39,6 +43,10 @@ DEFAULT_K = 5
 MAX_ROUTED_QUERY_CHARS = 20_000
 
 Fallback = Literal["retrieval", "raise"]
+#: ``decision=`` default: the decision model shipped for the packaged selector (see :attr:`ToolRouter.decision`).
+DEFAULT_DECISION = "default"
+DECISION_FILE = "decision.json"
+DecisionSetting = Union[DecisionModel, str, os.PathLike, None]
 
 
 class ToolRouter:
@@ -51,6 +59,9 @@ class ToolRouter:
         k: Candidates retrieved per query (default 5).
         on_selector_error: ``"retrieval"`` (default) returns the nearest candidate with ``fallback=True`` and
             logs why; ``"raise"`` raises :class:`SelectorError`.
+        decision: Who decides between the candidates and no tool (see :attr:`decision`): ``"default"``, a
+            decision model file or :class:`DecisionModel`, or None for the selector's own threshold.
+        hybrid: When BM25's best tool of the catalogue is not among the k nearest, it takes the k-th place.
 
     Example:
         >>> router = ToolRouter.from_tools([get_weather, send_email])    # LangChain tools, functions or dicts
@@ -66,17 +77,27 @@ class ToolRouter:
         k: int = DEFAULT_K,
         on_selector_error: Fallback = "retrieval",
         selector_options: dict[str, Any] | None = None,
+        decision: DecisionSetting = DEFAULT_DECISION,
+        hybrid: bool = True,
     ) -> None:
         if isinstance(k, bool) or not isinstance(k, int) or k < 1:
             raise ConfigError(f"k must be a positive integer, got {k!r}")
         if on_selector_error not in ("retrieval", "raise"):
             raise ConfigError(f"on_selector_error must be 'retrieval' or 'raise', got {on_selector_error!r}")
+        limit = _candidate_limit(selector)
+        if limit is not None and k > limit:
+            raise ConfigError(f"k = {k} is more than the {limit} candidates the selector scores per query: "
+                              f"use k <= {limit}")
         self.index = index
         self.k = k
+        self.hybrid = bool(hybrid)
         self.on_selector_error = on_selector_error
         self._selector = selector
         self._selector_options = dict(selector_options or {})
         self._selector_lock = threading.Lock()
+        self._decision_setting = _check_decision_setting(decision)
+        self._decision: DecisionModel | None = None
+        self._decision_ready = False
 
     # ------------------------------------------------------------ building
     @classmethod
@@ -94,16 +115,19 @@ class ToolRouter:
         on_selector_error: Fallback = "retrieval",
         show_progress: bool | None = None,
         suspicious: SuspiciousPolicy | None = None,
+        decision: DecisionSetting = DEFAULT_DECISION,
     ) -> "ToolRouter":
         """Build a router over ``tools`` (LangChain tools, functions, OpenAI dicts, :class:`Tool` s).
 
         ``model_path``/``adapter_path``/``n_threads``/``n_gpu_layers`` configure the default
         :class:`LlamaSelector`; pass ``selector`` to use another one. ``suspicious`` is the policy for
-        instruction-like text in descriptions (default ``"exclude"``; see :class:`ToolCatalog`).
+        instruction-like text in descriptions (default ``"exclude"``; see :class:`ToolCatalog`). ``decision``: see
+        :attr:`decision`.
         """
         index = ToolIndex.build(tools, embedder, show_progress=show_progress, suspicious=suspicious)
         options = _selector_options(model_path, adapter_path, n_threads, n_gpu_layers)
-        return cls(index, selector, k=k, on_selector_error=on_selector_error, selector_options=options)
+        return cls(index, selector, k=k, on_selector_error=on_selector_error, selector_options=options,
+                   decision=decision)
 
     @property
     def selector(self) -> Selector:
@@ -115,11 +139,14 @@ class ToolRouter:
         return self._selector
 
     # ------------------------------------------------------------- routing
-    def route(self, query: str) -> Route:
-        """Route one query: the chosen tool (or None), the full ranking, the candidates and timings."""
-        return self.route_batch([query])[0]
+    def route(self, query: str, *, exclude: Iterable[str] = ()) -> Route:
+        """Route one query: the chosen tool (or None), the full ranking, the candidates and timings.
 
-    def route_batch(self, queries: Sequence[str]) -> list[Route]:
+        ``exclude``: tools of the catalogue to leave out for this query only (ones the agent cannot call now).
+        """
+        return self.route_batch([query], exclude=exclude)[0]
+
+    def route_batch(self, queries: Sequence[str], *, exclude: Iterable[str] = ()) -> list[Route]:
         """Route several queries; their embeddings are computed in one call."""
         if isinstance(queries, (str, bytes)):
             raise QueryError("route_batch takes a list of queries, got a single string: use route()")
@@ -129,13 +156,33 @@ class ToolRouter:
         start = time.perf_counter()
         vectors = self.index.embedder.embed_queries(queries)
         embed_each = (time.perf_counter() - start) / len(queries)
+        excluded = frozenset(exclude) if not isinstance(exclude, str) else frozenset([exclude])
         routes = []
         for query, vector in zip(queries, vectors):
             start = time.perf_counter()
-            found = self.index.search_vectors(vector[None, :], self.k)[0]
+            # the nearest STATS_DEPTH tools set this catalogue's scale for the query (evidence.py)
+            nearest = self.index.search_vectors(vector[None, :], max(self.k, STATS_DEPTH) + len(excluded))[0]
+            nearest = [s for s in nearest if s.tool.name not in excluded][: max(self.k, STATS_DEPTH)]
+            if not nearest:
+                raise CatalogError("every tool of the catalogue is excluded for this query")
+            found = self._candidates(query, vector, nearest, excluded)
             search_seconds = time.perf_counter() - start
-            routes.append(self._select(query, found, embed_each, search_seconds))
+            routes.append(self._select(query, found, embed_each, search_seconds, [s.score for s in nearest], excluded,
+                                       vector))
         return routes
+
+    def _candidates(self, query: str, vector: Any, nearest: list[ScoredTool], excluded: frozenset[str]
+                    ) -> list[ScoredTool]:
+        """The dense top k; with ``hybrid``, BM25's top tool takes the last place when the embedding missed it
+        (words an embedding blurs: an ID format, a product name; BENCHMARKS.md, "Real catalogues")."""
+        found = nearest[: self.k]
+        if not self.hybrid or self.k < 2:
+            return found
+        lexical_name, _ = self.index.lexical().best(query, exclude=excluded)
+        if lexical_name is None or any(s.tool.name == lexical_name for s in found):
+            return found
+        extra = self.index.scored(lexical_name, vector)
+        return found if extra is None else [*found[: self.k - 1], extra]
 
     async def aroute(self, query: str) -> Route:
         """:meth:`route` in a worker thread, so an event loop is never blocked by the model."""
@@ -144,10 +191,11 @@ class ToolRouter:
     async def aroute_batch(self, queries: Sequence[str]) -> list[Route]:
         return await asyncio.to_thread(self.route_batch, queries)
 
-    def _select(self, query: str, found: list[ScoredTool], embed_s: float, search_s: float) -> Route:
+    def _select(self, query: str, found: list[ScoredTool], embed_s: float, search_s: float,
+                similarities: Sequence[float], excluded: frozenset[str] = frozenset(), vector: Any = None) -> Route:
         candidates = tuple(Candidate(s.tool, rank, s.score) for rank, s in enumerate(found))
         names = [c.name for c in candidates]
-        texts = [self.index.tool_text(n) for n in names]
+        texts = [s.text for s in found]  # read under the index lock with the tools (a remove may follow)
         scores = [c.retrieval_score for c in candidates]
         start = time.perf_counter()
         fallback_reason = None
@@ -159,19 +207,104 @@ class ToolRouter:
             logger.warning("selector failed, falling back to retrieval's top candidate: %s", exc)
             fallback_reason = str(exc)
             selection = RetrievalSelector().select(query, names, texts, scores)
-        timings = StageTimings(embed=embed_s, search=search_s, select=time.perf_counter() - start)
-        best = selection.best
-        tool = None if best == NO_TOOL else self.index.catalog.get(best)
+        select_seconds = time.perf_counter() - start
+        start = time.perf_counter()
+        ranking, decided_by, explanation, evidence = selection.ranking, "selector", None, None
+        if selection.logit_gaps is not None and fallback_reason is None:
+            evidence = self.evidence(query, candidates, selection.logit_gaps, similarities, excluded)
+        # the shipped decision model was fitted on catalogues of 50 tools and more; in smaller ones (an agent's
+        # handful of tools, the selector's own training setting) the selector's threshold decides (BENCHMARKS.md)
+        decision = self.decision if evidence is not None else None
+        if decision is not None and evidence is not None and not decision.applies_to(evidence):
+            decision = None
+        if decision is not None and evidence is not None:
+            if vector is not None:
+                evidence = decision.with_query(evidence, vector)
+            probabilities = decision.probabilities(evidence)
+            ranking = tuple(sorted((Choice(n, p) for n, p in zip([*names, NO_TOOL], probabilities)),
+                                   key=lambda c: -c.score))
+            decided_by, explanation = "decision", decision.explain(evidence)
+        elif selection.logit_gaps is None:
+            decided_by = "retrieval"
+        if explanation is None:
+            explanation = {"options": [{"name": c.name, "probability": c.score} for c in ranking],
+                           "note": ("the selector's own no-tool threshold"
+                                    + (f" (the decision model applies from {self.decision.min_catalogue_tools} tools)"
+                                       if self.decision is not None else ""))
+                           if decided_by == "selector" else "retrieval order: the nearest tool"}
+        timings = StageTimings(embed=embed_s, search=search_s, select=select_seconds,
+                               decide=time.perf_counter() - start)
+        best = ranking[0].name
+        # the searched tool, not a new catalogue look-up: a concurrent remove_tools may have taken it out since
+        tool = None if best == NO_TOOL else next(c.tool for c in candidates if c.name == best)
         return Route(
             query=query,
             tool=tool,
-            ranking=selection.ranking,
+            ranking=ranking,
             candidates=candidates,
             timings=timings,
             prompt_tokens=selection.prompt_tokens,
             fallback=fallback_reason is not None,
             fallback_reason=fallback_reason,
+            decided_by=decided_by,
+            explanation=explanation,
+            evidence=evidence,
         )
+
+    def evidence(self, query: str, candidates: Sequence[Candidate], logit_gaps: Sequence[float],
+                 similarities: Sequence[float], excluded: Iterable[str] = ()) -> RouteEvidence:
+        """The evidence the decision model weighs for one query (``evidence.py``)."""
+        names = [c.name for c in candidates]
+        lexical, best, best_name = self.index.lexical().score_names(query, names, excluded)
+        mean, std = similarity_stats(similarities)
+        return RouteEvidence(
+            candidates=tuple(CandidateEvidence(c.name, c.retrieval_rank, c.retrieval_score, lex, gap)
+                             for c, lex, gap in zip(candidates, lexical, logit_gaps)),
+            similarity_mean=mean, similarity_std=std, lexical_best=best, lexical_best_name=best_name,
+            query_words=len(query.split()), similarity_count=len(similarities))
+
+    # ------------------------------------------------------------ decision
+    @property
+    def decision(self) -> DecisionModel | None:
+        """The decision model over all the evidence, resolved on first use (it must match the selector).
+
+        ``"default"``: the one shipped for the packaged selector when the router uses it, else none (the
+        selector's own threshold decides). A path or a :class:`DecisionModel`: that one, checked against the
+        selector. ``None``: the selector's own threshold.
+        """
+        if not self._decision_ready:
+            selector = self.selector
+            with self._selector_lock:
+                if not self._decision_ready:
+                    self._decision = self._resolve_decision(selector)
+                    self._decision_ready = True
+        return self._decision
+
+    def set_decision(self, decision: DecisionSetting) -> None:
+        """Use another decision model (a :class:`DecisionModel`, a file, ``"default"`` or None) from the next route."""
+        setting = _check_decision_setting(decision)
+        with self._selector_lock:
+            self._decision_setting, self._decision_ready, self._decision = setting, False, None
+
+    def _resolve_decision(self, selector: Selector) -> DecisionModel | None:
+        setting = self._decision_setting
+        if setting is None or not isinstance(selector, LlamaSelector):
+            return None
+        identity = selector_identity(selector.model_path, selector.adapter_path, self.index.embedder.model_id)
+        if isinstance(setting, str) and setting == DEFAULT_DECISION:
+            if not _is_packaged_selector(selector):
+                logger.info("no decision model for this selector: its own no-tool threshold decides "
+                            "(fit one with `gentool-router calibrate`)")
+                return None
+            model = default_decision()
+            where = " shipped with gentool-router"
+        elif isinstance(setting, DecisionModel):
+            model, where = setting, ""
+        else:
+            model, where = DecisionModel.load(setting), f" {setting}"
+        if model is not None:
+            model.check_matches(identity, where)
+        return model
 
     # ----------------------------------------------------------- LangChain
     def as_retriever(self, k: int | None = None) -> "ToolRouterRetriever":
@@ -206,12 +339,20 @@ class ToolRouter:
     # --------------------------------------------------------- persistence
     def save(self, path: str | os.PathLike[str]) -> Path:
         """Save the index and the router settings into one folder (atomic, no pickle)."""
+        extra: dict[str, Any] = {}
+        setting = self._decision_setting
+        if isinstance(setting, DecisionModel):  # kept inside the folder, next to the catalogue it was fitted on
+            extra[DECISION_FILE], decision = setting.to_json(), DECISION_FILE
+        else:
+            decision = str(Path(setting).absolute()) if isinstance(setting, Path) else setting
         settings = {
             "k": self.k,
             "on_selector_error": self.on_selector_error,
             "selector": self._selector_settings(),
+            "decision": decision,
+            "hybrid": self.hybrid,
         }
-        return self.index.save(path, extra_files={ROUTER_FILE: settings})
+        return self.index.save(path, extra_files={ROUTER_FILE: settings, **extra})
 
     def _selector_settings(self) -> dict[str, Any]:
         """The default selector's configuration (model files as absolute paths; threads are per machine)."""
@@ -234,10 +375,13 @@ class ToolRouter:
         n_threads: int | None = None,
         n_gpu_layers: int | None = None,
         k: int | None = None,
+        on_selector_error: Fallback | None = None,
+        decision: DecisionSetting = DEFAULT_DECISION,
     ) -> "ToolRouter":
         """Load a folder written by :meth:`save` (or by ``gentool-router index``).
 
-        Arguments given here override the saved settings.
+        Arguments given here override the saved settings; ``decision`` overrides a saved decision model unless
+        left at ``"default"``.
         """
         index = ToolIndex.load(path, embedder)
         settings = _read_router_settings(Path(path))
@@ -252,12 +396,26 @@ class ToolRouter:
             index,
             selector,
             k=k if k is not None else int(settings.get("k", DEFAULT_K)),
-            on_selector_error=settings.get("on_selector_error", "retrieval"),
+            on_selector_error=(on_selector_error if on_selector_error is not None
+                               else settings.get("on_selector_error", "retrieval")),
             selector_options=options,
+            decision=decision if decision != DEFAULT_DECISION else _saved_decision(Path(path), settings),
+            hybrid=bool(settings.get("hybrid", True)),
         )
 
     def __repr__(self) -> str:
         return f"ToolRouter({len(self.index)} tools, k={self.k})"
+
+
+def _candidate_limit(selector: Selector | None) -> int | None:
+    """The most candidates ``selector`` scores per query: the llama.cpp selector's prompt limit (also for the
+    default one, created later), a custom selector's ``max_candidates`` if it has one; retrieval has none."""
+    if selector is None or isinstance(selector, LlamaSelector):
+        return MAX_CANDIDATES
+    if isinstance(selector, RetrievalSelector):
+        return None
+    limit = getattr(selector, "max_candidates", None)
+    return limit if isinstance(limit, int) and not isinstance(limit, bool) else None
 
 
 def _clean_query(query: Any) -> str:
@@ -310,3 +468,28 @@ def _read_router_settings(folder: Path) -> dict[str, Any]:
             or not all(isinstance(selector.get(key), (str, type(None))) for key in ("model_path", "adapter_path"))):
         raise IndexFormatError(f"{path}: 'selector' must be an object with model_path, adapter_path and n_gpu_layers")
     return settings
+
+
+def _check_decision_setting(decision: Any) -> DecisionSetting:
+    if decision is None or isinstance(decision, DecisionModel):
+        return decision
+    if isinstance(decision, (str, os.PathLike)):
+        return decision if decision == DEFAULT_DECISION else Path(decision)
+    raise ConfigError(f"decision must be 'default', None, a file path or a DecisionModel, got {type(decision).__name__}")
+
+
+def _is_packaged_selector(selector: LlamaSelector) -> bool:
+    """The packaged base with the packaged GenTool adapter: the selector the shipped decision model was fitted for."""
+    try:
+        return selector.model_path == base_selector_gguf() and selector.adapter_path == default_adapter()
+    except GentoolError:
+        return False
+
+
+def _saved_decision(folder: Path, settings: dict[str, Any]) -> DecisionSetting:
+    saved = settings.get("decision", DEFAULT_DECISION)
+    if saved == DECISION_FILE:
+        return DecisionModel.load(folder / DECISION_FILE)
+    if saved is not None and not isinstance(saved, str):
+        raise IndexFormatError(f"{folder / ROUTER_FILE}: 'decision' must be 'default', a path or null")
+    return saved

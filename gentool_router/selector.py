@@ -175,6 +175,7 @@ class LlamaSelector:
             prompt_tokens=len(query_ids) + sum(len(c) for c in candidate_ids),
             cached_tokens=len(self._prefix_ids),
             seconds=time.perf_counter() - start,
+            logit_gaps=tuple(logit_gaps),
         )
 
     def _ensure_prefix(self) -> None:

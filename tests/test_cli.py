@@ -38,13 +38,16 @@ def test_index_then_route(tmp_path, small_tools):
 
 @pytest.mark.slow
 def test_demo_routes_the_bundled_examples():
+    from gentool_router.cli import DEMO_QUERIES
     from gentool_router.examples import example_cases
 
     result = CliRunner().invoke(main, ["demo", "--json", "--threads", "2"])
     assert result.exit_code == 0, result.output
     routes = [json.loads(line) for line in result.output.splitlines()]
-    assert len(routes) == len(example_cases())
+    assert len(routes) == DEMO_QUERIES and [r["query"] for r in routes] == [
+        " ".join(c["query"].split()) for c in example_cases()[:DEMO_QUERIES]]
     assert all(r["ranking"] for r in routes)
+    assert {r["decided_by"] for r in routes} == {"decision"}  # the 294-tool catalogue: the shipped decision model
 
 
 @pytest.mark.parametrize(

@@ -1,0 +1,378 @@
+"""The real-catalogue suite: every held-out set, five methods side by side, in one run.
+
+    .venv/bin/python benchmarks/real_suite.py                 # route what is not cached yet, then report
+    .venv/bin/python benchmarks/real_suite.py --fit           # also refit the shipped decision model first
+
+Each case is routed once through the real router (FAISS retrieval, BM25, the llama.cpp selector) and its
+evidence cached in ``data/real-suite/evidence/SET.jsonl`` (keyed by the selector's identity), so the methods are
+compared on the same routes and a later run only routes what is missing. Methods:
+
+* ``router``: the decision model over all the evidence (what ``ToolRouter`` does by default);
+* ``selector_fixed``: the selector alone with its calibrated no-tool threshold (the router before the decision);
+* ``retrieval``: embedding top-1, never abstains; ``lexical``: BM25 top-1 over the whole catalogue;
+* ``oracle``: right when retrieval's top-1 or the selector's choice is right (their union's ceiling).
+
+Writes ``benchmarks/results/real-suite.json`` (the format of BENCHMARKS.md, "Real catalogues") and prints the
+table. The held-out sets are checked to be disjoint from training and fitting before anything runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import replace
+import json
+import math
+import sys
+import time
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+from tqdm.auto import tqdm
+
+ROOT = Path(__file__).resolve().parents[1]
+METHODS = ("router", "selector_fixed", "retrieval", "lexical", "oracle")
+
+
+def wilson(correct: int, total: int, z: float = 1.96) -> tuple[float, float]:
+    """95% Wilson score interval of a proportion."""
+    if total == 0:
+        return (float("nan"), float("nan"))
+    p = correct / total
+    centre = (p + z * z / (2 * total)) / (1 + z * z / total)
+    half = z * math.sqrt(p * (1 - p) / total + z * z / (4 * total * total)) / (1 + z * z / total)
+    return (max(0.0, centre - half), min(1.0, centre + half))
+
+
+# ------------------------------------------------------------------------------------------------ routing
+
+
+class Routers:
+    """One router per catalogue (indexes cached on disk), one selector shared by all."""
+
+    def __init__(self, cache: Path, n_threads: int | None = None) -> None:
+        from gentool_router import ToolIndex, ToolRouter
+        from gentool_router.embedder import MiniLMEmbedder
+        from gentool_router.selector import LlamaSelector
+
+        self.cache = cache
+        self.embedder = MiniLMEmbedder()
+        self.selector = LlamaSelector(n_threads=n_threads)
+        self._routers: dict[str, Any] = {}
+        self._ToolIndex, self._ToolRouter = ToolIndex, ToolRouter
+
+    def identity(self) -> dict[str, Any]:
+        from gentool_router.decision import selector_identity
+
+        # the candidates (dense top 5, BM25's best in the last place when missing) are part of what was cached
+        return {**selector_identity(self.selector.model_path, self.selector.adapter_path, self.embedder.model_id),
+                "candidates": "hybrid-1"}
+
+    def for_case(self, case: dict[str, Any]) -> Any:
+        from gentool_router_train.real_sets import catalogue
+
+        if case["tools"] is not None:
+            index = self._ToolIndex.build(case["tools"], self.embedder, show_progress=False)
+            return self._ToolRouter(index, self.selector, on_selector_error="raise", decision=None)
+        name = case["catalogue"]
+        if name not in self._routers:
+            folder = self.cache / "indexes" / name
+            try:
+                index = self._ToolIndex.load(folder, self.embedder)
+            except Exception:  # not built yet, or built by another version: build it again
+                index = self._ToolIndex.build(catalogue(name), self.embedder, show_progress=True)
+                index.save(folder)
+            self._routers[name] = self._ToolRouter(index, self.selector, on_selector_error="raise", decision=None)
+        return self._routers[name]
+
+
+def gather(sets: dict[str, list[dict[str, Any]]], cache: Path, n_threads: int | None = None
+           ) -> dict[str, list[dict[str, Any]]]:
+    """Each case's evidence, from the cache or by routing it now (appended to the cache as it goes)."""
+    routers = Routers(cache, n_threads)
+    identity = routers.identity()
+    out: dict[str, list[dict[str, Any]]] = {}
+    for name, cases in sets.items():
+        path = cache / "evidence" / f"{name}.jsonl"
+        done: dict[str, dict[str, Any]] = {}
+        if path.is_file():
+            lines = path.read_text(encoding="utf-8").splitlines()
+            if lines and json.loads(lines[0]).get("identity") == identity:
+                done = {r["id"]: r for r in map(json.loads, lines[1:]) if r.get("id")}
+            else:
+                path.unlink()
+        queries = {c["id"]: c["query"] for c in cases}
+        done = {i: r for i, r in done.items() if r.get("query") == queries.get(i)}  # a set whose cases changed
+        todo = [c for c in cases if c["id"] not in done]
+        if todo:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            new_file = not path.is_file()
+            with path.open("a", encoding="utf-8") as handle:
+                if new_file:
+                    handle.write(json.dumps({"identity": identity}) + "\n")
+                for case in tqdm(todo, desc=name, unit="case"):
+                    router = routers.for_case(case)
+                    route = router.route(case["query"], exclude=case["exclude"])
+                    record = {"id": case["id"], "query": case["query"], "evidence": route.evidence.to_dict(),
+                              "select_ms": route.timings.select * 1000, "decide_ms": route.timings.decide * 1000,
+                              "prompt_tokens": route.prompt_tokens}
+                    handle.write(json.dumps(record) + "\n")
+                    handle.flush()
+                    done[case["id"]] = record
+        out[name] = [{**case, **done[case["id"]]} for case in cases]
+    out["_identity"] = identity  # type: ignore[assignment]
+    out["_no_tool_score"] = routers.selector.no_tool_score  # type: ignore[assignment]
+    return out
+
+
+# ------------------------------------------------------------------------------------------------ methods
+
+
+def _evidence(record: dict[str, Any], decision: Any) -> Any:
+    """A cached route's evidence, with the query classifier's log-odds when the decision model has one."""
+    from gentool_router.evidence import RouteEvidence
+
+    evidence = RouteEvidence.from_dict(record["evidence"])
+    if "similarity_count" not in record["evidence"] and record.get("tools"):  # cached before the field existed
+        evidence = replace(evidence, similarity_count=len(record["tools"]) - len(record.get("exclude") or ()))
+    return decision.with_query(evidence, record["vector"]) if decision is not None and "vector" in record else evidence
+
+
+def predictions(record: dict[str, Any], decision: Any, no_tool_score: float) -> dict[str, str | None]:
+    """What each method answers for one cached route (a tool name, or None for no tool)."""
+    evidence = _evidence(record, decision)
+    candidates = evidence.candidates
+    by_gap = max(candidates, key=lambda c: c.selector_gap)
+    fixed = by_gap.name if by_gap.selector_gap > no_tool_score else None
+    retrieval = candidates[0].name
+    router = decision.decide(evidence) if decision is not None and decision.applies_to(evidence) else fixed
+    oracle = record["expected"] if record["expected"] in (retrieval, fixed) else router
+    return {"router": router, "selector_fixed": fixed, "retrieval": retrieval,
+            "lexical": evidence.lexical_best_name, "oracle": oracle}
+
+
+def expected_calibration_error(pairs: list[tuple[float, bool]], bins: int = 10) -> float:
+    """ECE of the chosen option's probability: the gap between confidence and accuracy, weighted over bins."""
+    total, error = len(pairs), 0.0
+    for b in range(bins):
+        low, high = b / bins, (b + 1) / bins
+        chosen = [(p, ok) for p, ok in pairs if low < p <= high or (b == 0 and p == 0)]
+        if chosen:
+            confidence = sum(p for p, _ in chosen) / len(chosen)
+            accuracy = sum(ok for _, ok in chosen) / len(chosen)
+            error += len(chosen) / total * abs(confidence - accuracy)
+    return error
+
+
+def percentile(values: list[float], q: float) -> float:
+    values = sorted(values)
+    return values[min(len(values) - 1, int(round(q / 100 * (len(values) - 1))))] if values else float("nan")
+
+
+def report(routed: dict[str, list[dict[str, Any]]], kinds: dict[str, str], decision: Any,
+           no_tool_score: float) -> dict[str, Any]:
+    sets: dict[str, Any] = {}
+    calibration: list[tuple[float, bool]] = []
+    for name, records in routed.items():
+        answers = [predictions(r, decision, no_tool_score) for r in records]
+        accuracy, interval = {}, {}
+        for method in METHODS:
+            correct = sum(a[method] == r["expected"] for a, r in zip(answers, records))
+            accuracy[method] = correct / len(records)
+            interval[method] = wilson(correct, len(records))
+        if decision is not None:
+            for r in records:
+                evidence = _evidence(r, decision)
+                if not decision.applies_to(evidence):
+                    continue  # decided by the selector: no calibrated probability
+                probabilities = decision.probabilities(evidence)
+                best = max(range(len(probabilities)), key=probabilities.__getitem__)
+                chosen = None if best == len(evidence.candidates) else evidence.candidates[best].name
+                calibration.append((probabilities[best], chosen == r["expected"]))
+        with_tool = [r for r in records if r["expected"] is not None]
+        sets[name] = {
+            "kind": kinds[name], "cases": len(records), "accuracy": accuracy,
+            "interval95": {m: [round(lo, 4), round(hi, 4)] for m, (lo, hi) in interval.items()},
+            "recall_at_k": (sum(r["expected"] in [c["name"] for c in r["evidence"]["candidates"]] for r in with_tool)
+                            / len(with_tool)) if with_tool else None,
+            "select_ms": {"p50": percentile([r["select_ms"] for r in records], 50),
+                          "p95": percentile([r["select_ms"] for r in records], 95)},
+            "decide_ms": {"p50": percentile([r["decide_ms"] for r in records], 50),
+                          "p95": percentile([r["decide_ms"] for r in records], 95)},
+        }
+    pooled = [r for records in routed.values() for r in records]
+    return {"sets": sets, "pooled_cases": len(pooled),
+            "expected_calibration_error": expected_calibration_error(calibration) if calibration else None}
+
+
+def decide_timing(routed: dict[str, list[dict[str, Any]]], decision: Any, cache: Path) -> dict[str, float]:
+    """Milliseconds the decision adds to a route, measured alone on the Seal-Tools catalogue (4,076 tools): BM25's
+    best tool (the hybrid candidate), BM25 of the candidates, the model's probabilities and its explanation."""
+    from gentool_router.evidence import RouteEvidence
+    from gentool_router_train.real_sets import catalogue
+
+    from gentool_router.lexical import LexicalIndex
+
+    lexical = LexicalIndex(catalogue("seal-tools"))
+    records = [r for name in ("seal_in_domain", "seal_out_domain") for r in routed.get(name, [])]
+    times = []
+    for r in records:
+        evidence = RouteEvidence.from_dict(r["evidence"])
+        start = time.perf_counter()
+        if decision is not None:
+            evidence = decision.with_query(evidence, r["vector"])
+        lexical.best(r["query"])  # the hybrid candidate
+        lexical.score_names(r["query"], evidence.names)
+        if decision is not None:
+            decision.probabilities(evidence)
+            decision.explain(evidence)
+        times.append((time.perf_counter() - start) * 1000)
+    return {"catalogue_tools": len(lexical), "routes": len(times), "p50_ms": percentile(times, 50),
+            "p95_ms": percentile(times, 95)}
+
+
+def table(result: dict[str, Any]) -> str:
+    head = ["set", "kind", "cases", *METHODS, "recall@5", "select p50/p95 ms"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for name, s in result["sets"].items():
+        cells = [f"{s['accuracy'][m] * 100:.1f} [{s['interval95'][m][0] * 100:.0f}–{s['interval95'][m][1] * 100:.0f}]"
+                 for m in METHODS]
+        recall = "-" if s["recall_at_k"] is None else f"{s['recall_at_k'] * 100:.1f}"
+        lines.append(f"| {name} | {s['kind']} | {s['cases']} | " + " | ".join(cells) +
+                     f" | {recall} | {s['select_ms']['p50']:.0f} / {s['select_ms']['p95']:.0f} |")
+    return "\n".join(lines)
+
+
+# ------------------------------------------------------------------------------------------------ main
+
+
+def embed_queries(routed: dict[str, list[dict[str, Any]]]) -> None:
+    """Each record's query embedding (``vector``), for the decision model's query classifier."""
+    from gentool_router.embedder import MiniLMEmbedder
+
+    records = [r for rs in routed.values() for r in rs]
+    vectors = MiniLMEmbedder().embed_queries([r["query"] for r in records])
+    for record, vector in zip(records, vectors):
+        record["vector"] = vector
+
+
+def synthetic_sets(folder: Path, limit: int) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The GenTool-simulated held-out test sample (every 9th case of test.jsonl, as benchmarks/run_eval.sh takes it)
+    and up to ``limit`` dev cases, from a ``generate-data`` folder: our own synthetic data, reported apart."""
+    def load(split: str) -> list[dict[str, Any]]:
+        return [json.loads(line) for line in (folder / f"{split}.jsonl").read_text(encoding="utf-8").splitlines()
+                if line.strip()]
+
+    def case(set_name: str, number: int, record: dict[str, Any]) -> dict[str, Any]:
+        return {"id": f"{set_name}-{number:04d}", "set": set_name, "query": record["query"],
+                "expected": record["expected"], "kind": "tool" if record["expected"] else "near_miss",
+                "catalogue": None, "tools": record["tools"], "exclude": [], "case_type": record.get("case_type")}
+
+    test = [case("synthetic_test", i, r) for i, r in enumerate(load("test")[::9])]
+    dev = [case("fit_synthetic_dev", i, r) for i, r in enumerate(load("dev")[:limit])]
+    return test, dev
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--cache", type=Path, default=ROOT / "data" / "real-suite")
+    parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "real-suite.json")
+    parser.add_argument("--limit", type=int, default=200, help="Cases per set at most.")
+    parser.add_argument("--sets", nargs="*", help="Only these suite sets.")
+    parser.add_argument("--fit", action="store_true", help="Refit the shipped decision model on the fitting sets.")
+    parser.add_argument("--fit-extra", nargs="*", default=[], help="Also fit on these ablation sets (measuring).")
+    parser.add_argument("--out-of-scope-weight", type=float, default=0.5,
+                        help="Weight of each out-of-scope fitting route (0.5 measured best: BENCHMARKS.md).")
+    parser.add_argument("--decision-out", type=Path, help="With --fit: write the model here, not into the package.")
+    parser.add_argument("--decision", type=Path, help="Evaluate this decision model (default: the shipped one).")
+    parser.add_argument("--gather-only", action="store_true",
+                        help="Route and cache, report nothing (with --sets: suite or fitting sets by name).")
+    parser.add_argument("--threads", type=int, help="Selector threads (two 1-thread runs on disjoint --sets share "
+                                                    "2 cores better than one 2-thread run beside other work).")
+    parser.add_argument("--synthetic", type=Path,
+                        help="A generate-data folder (data/gentool-v2 for the shipped selector): also report its "
+                             "held-out test sample, apart from the real sets.")
+    parser.add_argument("--fit-synthetic", action="store_true",
+                        help="With --fit and --synthetic: fit on the synthetic dev cases too.")
+    args = parser.parse_args(argv)
+
+    from gentool_router.decision import DEFAULT_DECISION_FILE, DecisionModel, LabelledEvidence
+    from gentool_router.evidence import STATS_DEPTH, RouteEvidence
+    from gentool_router_train.real_sets import ABLATION_SETS, FIT_SETS, SUITE_SETS, build_set, check_disjoint
+
+    suite_names = [n for n in args.sets or SUITE_SETS if n in SUITE_SETS]
+    suite = {n: build_set(n, args.limit) for n in suite_names}
+    fit = {n: build_set(n, args.limit) for n in [*FIT_SETS, *args.fit_extra]}
+    if args.gather_only and args.sets:
+        fit.update({n: build_set(n, args.limit) for n in args.sets if n in ABLATION_SETS})
+    problems = check_disjoint(suite, fit)
+    if problems:
+        print("held-out sets leak:\n" + "\n".join(problems[:20]), file=sys.stderr)
+        return 1
+    synthetic_test: list[dict[str, Any]] = []
+    if args.synthetic is not None:
+        synthetic_test, synthetic_dev = synthetic_sets(args.synthetic, args.limit)
+        if args.fit_synthetic:
+            fit["fit_synthetic_dev"] = synthetic_dev
+    wanted = {**(fit if args.fit or args.gather_only else {}), **suite}
+    if args.gather_only and args.sets:
+        wanted = {n: c for n, c in wanted.items() if n in args.sets}
+    if synthetic_test:
+        wanted["synthetic_test"] = synthetic_test
+    if args.gather_only and args.sets:
+        wanted = {n: c for n, c in wanted.items() if n in args.sets}
+    routed = gather(wanted, args.cache, args.threads)
+    identity, no_tool_score = routed.pop("_identity"), routed.pop("_no_tool_score")  # type: ignore[arg-type]
+    identity = {k: v for k, v in identity.items() if k != "candidates"}  # type: ignore[union-attr]
+    if args.gather_only:
+        return 0
+    embed_queries(routed)
+    extra: dict[str, Any] = {}
+    decision_file = args.decision_out or DEFAULT_DECISION_FILE
+    if args.fit:
+        fitted = [r for n in fit for r in routed[n]]
+        examples = [LabelledEvidence(_evidence(r, None), r["expected"], r["kind"]) for r in fitted]
+        vectors = [r["vector"] for r in fitted]
+        decision = DecisionModel.fit(examples, identity=identity, query_vectors=vectors,
+                                     kind_weights={"out_of_scope": args.out_of_scope_weight})
+        decision.report["fitted_on"] = {n: len(routed[n]) for n in fit}
+        decision.min_catalogue_tools = STATS_DEPTH  # fitted on catalogues of 50+ tools: smaller ones stay the selector's
+        decision.save(decision_file)
+        print(f"decision model fitted on {len(examples)} routes, written to {decision_file}")
+        # the same fit without any out-of-scope examples: what the out-of-scope handling costs tool cases
+        kept = [i for i, e in enumerate(examples) if e.kind != "out_of_scope"]
+        without = DecisionModel.fit([examples[i] for i in kept], identity=identity)
+        without.min_catalogue_tools = STATS_DEPTH
+        extra["without_out_of_scope"] = report({n: routed[n] for n in suite_names}, {n: SUITE_SETS[n][0] for n in suite_names},
+                                               without, no_tool_score)["sets"]
+    decision = DecisionModel.load(args.decision or decision_file)
+    decision.check_matches(identity)
+    result = report({n: routed[n] for n in suite_names}, {n: SUITE_SETS[n][0] for n in suite_names}, decision,
+                    no_tool_score)
+    result["decide_timing"] = decide_timing(routed, decision, args.cache)
+    used = (args.decision or decision_file).absolute()
+    result["decision"] = {"file": str(used.relative_to(ROOT) if used.is_relative_to(ROOT) else used),
+                          "report": {k: v for k, v in decision.report.items() if k != "risk_coverage"}}
+    result.update(extra)
+    if synthetic_test:
+        synthetic = report({"synthetic_test": routed["synthetic_test"]}, {"synthetic_test": "synthetic"}, decision,
+                           no_tool_score)["sets"]["synthetic_test"]
+        synthetic["source"] = str(args.synthetic)
+        result["synthetic"] = synthetic
+    result["command"] = "benchmarks/real_suite.py " + " ".join(argv if argv is not None else sys.argv[1:])
+    result["date"] = date.today().isoformat()
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=1) + "\n", encoding="utf-8")
+    print(table(result))
+    print(f"expected calibration error (pooled, router): {result['expected_calibration_error']:.3f}")
+    if synthetic_test:
+        print("synthetic held-out test: " + ", ".join(f"{m} {result['synthetic']['accuracy'][m] * 100:.1f}"
+                                                     for m in METHODS))
+    print(f"decision adds p50 {result['decide_timing']['p50_ms']:.2f} ms / p95 {result['decide_timing']['p95_ms']:.2f} ms "
+          f"over {result['decide_timing']['catalogue_tools']} tools")
+    print(f"wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,124 @@
+"""Fit a decision model for a user's own catalogue from a small labelled file (``gentool-router calibrate``).
+
+Raw similarities, lexical scores and even the selector's confidence differ from one catalogue to the next, so
+the decision model shipped for the bundled data may abstain too often, or too rarely, on yours. A few dozen
+labelled queries fix that. Each labelled query is routed once as it is; with ``near_misses``, each query with a
+tool once more with that tool removed from the catalogue (the right answer becomes no tool: useful where the
+catalogue has no near-duplicate tools, noisy where it has; off by default); and the
+bundled no-tool queries (the fitting half, ``examples.out_of_scope_queries("fit")``) are routed over your
+catalogue, so the router keeps answering chit-chat without a tool.
+
+A label file is JSONL, one ``{"query": "...", "expected": "tool_name" or null}`` a line (``"tool"`` is accepted
+for ``"expected"``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Iterable, Sequence
+
+from .decision import DecisionModel, LabelledEvidence, default_decision, selector_identity
+from .errors import CatalogError, ConfigError
+from .examples import out_of_scope_queries
+from .router import ToolRouter
+from .selector import LlamaSelector
+from .tools import NO_TOOL
+
+__all__ = ["Label", "load_labels", "calibrate"]
+
+
+@dataclass(frozen=True)
+class Label:
+    """A labelled query: the right tool of the catalogue, or None when no tool fits."""
+
+    query: str
+    expected: str | None
+
+
+def load_labels(path: str | os.PathLike[str], tool_names: Iterable[str]) -> list[Label]:
+    """Read a label file; every bad line is reported at once (file:line and why), before any model runs."""
+    path = Path(path)
+    names = set(tool_names)
+    try:
+        lines = path.read_text(encoding="utf-8").split("\n")
+    except FileNotFoundError:
+        raise CatalogError(f"label file not found: {path}") from None
+    except UnicodeDecodeError as exc:
+        raise CatalogError(f"{path}: not UTF-8 text ({exc.reason})") from None
+    labels, problems = [], []
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        where = f"{path}:{number}"
+        try:
+            data = json.loads(line)
+        except json.JSONDecodeError as exc:
+            problems.append(f"{where}: not valid JSON ({exc.msg})")
+            continue
+        if not isinstance(data, dict):
+            problems.append(f"{where}: a label must be a JSON object")
+            continue
+        query = data.get("query")
+        expected = data.get("expected", data.get("tool"))
+        if not isinstance(query, str) or not " ".join(query.split()):
+            problems.append(f"{where}: 'query' must be a non-empty string")
+        elif "expected" not in data and "tool" not in data:
+            problems.append(f"{where}: 'expected' must be a tool name or null")
+        elif expected is not None and not isinstance(expected, str):
+            problems.append(f"{where}: 'expected' must be a tool name or null")
+        elif expected not in (None, NO_TOOL) and expected not in names:
+            problems.append(f"{where}: expected tool {expected!r} is not in the index")
+        else:
+            labels.append(Label(query, None if expected in (None, NO_TOOL) else expected))
+    if problems:
+        more = f" (and {len(problems) - 10} more)" if len(problems) > 10 else ""
+        raise CatalogError(f"{len(problems)} bad label line(s): " + "; ".join(problems[:10]) + more)
+    if not labels:
+        raise CatalogError(f"{path}: no labelled queries")
+    return labels
+
+
+def calibrate(
+    router: ToolRouter,
+    labels: Sequence[Label],
+    *,
+    near_misses: bool = False,
+    bundled_out_of_scope: bool = True,
+    progress: Callable[[Iterable[Any]], Iterable[Any]] = lambda items: items,
+) -> DecisionModel:
+    """Route the labelled queries (and the near misses and bundled no-tool queries) and fit a decision model.
+
+    The model is fitted for the router's selector and embedder: :attr:`ToolRouter.decision` refuses it for others.
+    """
+    selector = router.selector
+    if not isinstance(selector, LlamaSelector):
+        raise ConfigError("calibrate fits a decision over the llama.cpp selector's scores: the router has "
+                          f"a {type(selector).__name__}")
+    jobs: list[tuple[str, str | None, tuple[str, ...], str]] = []
+    for label in labels:
+        jobs.append((label.query, label.expected, (), "tool" if label.expected else "out_of_scope"))
+        if near_misses and label.expected is not None and len(router.index) > 1:
+            jobs.append((label.query, None, (label.expected,), "near_miss"))
+    if bundled_out_of_scope:
+        jobs.extend((row["query"], None, (), "out_of_scope") for row in out_of_scope_queries("fit"))
+    examples, vectors = [], []
+    for (query, expected, exclude, kind), vector in zip(progress(jobs), router.index.embedder.embed_queries(
+            [job[0] for job in jobs])):
+        route = router.route(query, exclude=exclude)
+        if route.evidence is not None:
+            examples.append(LabelledEvidence(route.evidence, expected, kind))
+            vectors.append(vector)
+    identity = selector_identity(selector.model_path, selector.adapter_path, router.index.embedder.model_id)
+    # the query classifier (does a query ask for a tool at all) does not depend on the catalogue: a few labels
+    # cannot refit it, so the shipped one is kept when it reads this embedder's vectors
+    shipped = default_decision()
+    keep = (shipped is not None and shipped.query_weights is not None
+            and shipped.identity.get("embedder") == router.index.embedder.model_id)
+    model = DecisionModel.fit(examples, identity=identity, query_vectors=vectors if keep else None,
+                              query_classifier=(shipped.query_weights, shipped.query_bias) if keep else None)
+    model.report["fitted_on"] = {"labels": len(labels), "routes": len(jobs),
+                                 "near_misses": near_misses, "bundled_out_of_scope": bundled_out_of_scope}
+    return model

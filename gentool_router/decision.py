@@ -1,0 +1,420 @@
+"""Tool or none from all the evidence: a small calibrated decision model over retrieval, lexical and selector scores.
+
+The selector alone decides with one fixed threshold on a pointwise yes/no logit gap and never sees what retrieval
+found. The decision model is a conditional logit (McFadden): each candidate gets the utility ``w · x`` of its
+evidence (``evidence.CANDIDATE_FEATURES``), answering without a tool the utility ``v · z``
+(``evidence.NONE_FEATURES``), and the probabilities are the softmax over them. Fitted by maximum likelihood,
+the probabilities are calibrated on data like the fitting data; the operating point (an offset on the no-tool
+utility) is then chosen on the fitting data's risk–coverage curve.
+
+A decision model belongs to one selector (model and adapter files, prompt and tool-text versions) and one
+embedder: its file records them, and :meth:`DecisionModel.check_matches` refuses another. The package ships one
+for its default selector (``data/decision.json``); ``gentool-router calibrate`` fits one for a user's catalogue.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, Iterable, Sequence
+
+import numpy as np
+
+from .errors import ConfigError, ModelLoadError
+from .evidence import (CANDIDATE_FEATURES, NONE_FEATURES, STATS_DEPTH, RouteEvidence, candidate_features,
+                       none_features)
+from .tools import NO_TOOL
+
+__all__ = ["DecisionModel", "LabelledEvidence", "DECISION_VERSION", "DEFAULT_DECISION_FILE", "default_decision",
+           "file_fingerprint", "DecisionMismatchError", "selector_identity"]
+
+DECISION_FORMAT = "gentool-router-decision"
+#: Bumped when the features or the model's form change: older files are refused.
+DECISION_VERSION = 1
+DEFAULT_DECISION_FILE = Path(__file__).with_name("data") / "decision.json"
+
+
+class DecisionMismatchError(ModelLoadError):
+    """A decision model was fitted for another selector, embedder or feature set."""
+
+
+def file_fingerprint(path: str | os.PathLike[str]) -> str:
+    """A quick identity of a model file: SHA-256 over its size, first and last MiB (reading 270 MB takes ~1 s)."""
+    path = Path(path)
+    size = path.stat().st_size
+    digest = hashlib.sha256(str(size).encode())
+    with path.open("rb") as handle:
+        digest.update(handle.read(1 << 20))
+        if size > 2 << 20:
+            handle.seek(-(1 << 20), os.SEEK_END)
+            digest.update(handle.read(1 << 20))
+    return digest.hexdigest()
+
+
+@dataclass(frozen=True)
+class LabelledEvidence:
+    """One fitting example: the evidence of a route, the right answer (a candidate name or None) and its set."""
+
+    evidence: RouteEvidence
+    expected: str | None
+    kind: str = "tool"
+
+
+@dataclass
+class DecisionModel:
+    """A fitted conditional logit over the route evidence; see the module docstring.
+
+    Attributes:
+        candidate_weights / none_weights: Weights of the standardised features.
+        candidate_mean / candidate_scale / none_mean / none_scale: Standardisation fitted with the weights.
+        none_offset: Added to the no-tool utility: the operating point on the risk–coverage curve.
+        identity: The selector and embedder the evidence came from (see :meth:`check_matches`).
+        report: How it was fitted (counts, accuracy, risk–coverage curve), for people.
+    """
+
+    candidate_weights: np.ndarray
+    none_weights: np.ndarray
+    candidate_mean: np.ndarray
+    candidate_scale: np.ndarray
+    none_mean: np.ndarray
+    none_scale: np.ndarray
+    none_offset: float = 0.0
+    identity: dict[str, Any] = field(default_factory=dict)
+    report: dict[str, Any] = field(default_factory=dict)
+    query_weights: np.ndarray | None = None
+    query_bias: float = 0.0
+    #: The router uses this model only in catalogues of at least this many tools (the shipped one was fitted on
+    #: catalogues of 50 and more; one fitted by ``calibrate`` on the user's catalogue applies to it at any size).
+    min_catalogue_tools: int = 0
+
+    def applies_to(self, evidence: RouteEvidence) -> bool:
+        """Whether this model decides a route with this evidence (see :attr:`min_catalogue_tools`)."""
+        return evidence.similarity_count >= min(self.min_catalogue_tools, STATS_DEPTH)
+
+    # ------------------------------------------------------------ the query alone
+    def needs_tool(self, query_vector: Any) -> float:
+        """Log-odds that a query asks for a tool at all, from its embedding alone (0 without a query classifier).
+
+        A logistic regression over the query's embedding, fitted with the model: greetings, thanks, chit-chat and
+        questions a model answers itself score low in any catalogue (``RouteEvidence.needs_tool``).
+        """
+        if self.query_weights is None:
+            return 0.0
+        vector = np.asarray(query_vector, dtype=np.float64).ravel()
+        if vector.shape != self.query_weights.shape:
+            raise DecisionMismatchError(f"the decision model's query classifier reads {self.query_weights.shape[0]}-dim "
+                                        f"embeddings, the router's are {vector.shape[0]}-dim")
+        return float(vector @ self.query_weights + self.query_bias)
+
+    def with_query(self, evidence: RouteEvidence, query_vector: Any) -> RouteEvidence:
+        """``evidence`` with its ``needs_tool`` from this model's query classifier."""
+        return replace(evidence, needs_tool=self.needs_tool(query_vector)) if self.query_weights is not None else evidence
+
+    # ------------------------------------------------------------ scoring
+    def utilities(self, evidence: RouteEvidence) -> tuple[np.ndarray, float]:
+        """Each candidate's utility and the no-tool utility (log-odds up to a shared constant)."""
+        rows = np.asarray(candidate_features(evidence), dtype=np.float64).reshape(-1, len(CANDIDATE_FEATURES))
+        z = np.asarray(none_features(evidence), dtype=np.float64)
+        cand = ((rows - self.candidate_mean) / self.candidate_scale) @ self.candidate_weights
+        none = float(((z - self.none_mean) / self.none_scale) @ self.none_weights) + self.none_offset
+        return cand, none
+
+    def probabilities(self, evidence: RouteEvidence) -> list[float]:
+        """Probability of each candidate being the right answer, then of no tool (last), summing to 1."""
+        cand, none = self.utilities(evidence)
+        values = np.append(cand, none)
+        values = np.exp(values - values.max())
+        return (values / values.sum()).tolist()
+
+    def explain(self, evidence: RouteEvidence) -> dict[str, Any]:
+        """Each option's features, their weighted contributions and its probability: why a tool won or none did."""
+        rows = np.asarray(candidate_features(evidence), dtype=np.float64).reshape(-1, len(CANDIDATE_FEATURES))
+        z = np.asarray(none_features(evidence), dtype=np.float64)
+        probabilities = self.probabilities(evidence)
+        options = []
+        for c, row, p in zip(evidence.candidates, rows, probabilities):
+            contributions = (row - self.candidate_mean) / self.candidate_scale * self.candidate_weights
+            options.append({"name": c.name, "probability": p, "evidence": c.to_dict(),
+                            "features": dict(zip(CANDIDATE_FEATURES, row.tolist())),
+                            "contributions": dict(zip(CANDIDATE_FEATURES, contributions.tolist()))})
+        contributions = (z - self.none_mean) / self.none_scale * self.none_weights
+        options.append({"name": NO_TOOL, "probability": probabilities[-1],
+                        "features": dict(zip(NONE_FEATURES, z.tolist())),
+                        "contributions": {**dict(zip(NONE_FEATURES, contributions.tolist())),
+                                          "operating_point": self.none_offset}})
+        return {"options": sorted(options, key=lambda o: -o["probability"]),
+                "similarity_mean": evidence.similarity_mean, "similarity_std": evidence.similarity_std,
+                "lexical_best": evidence.lexical_best, "lexical_best_name": evidence.lexical_best_name}
+
+    # ------------------------------------------------------------ fitting
+    @classmethod
+    def fit(cls, examples: Sequence[LabelledEvidence], *, identity: dict[str, Any] | None = None,
+            l2: float = 1.0, balance_kinds: bool = False, kind_weights: dict[str, float] | None = None,
+            choose_operating_point: bool = True, query_vectors: Any = None,
+            query_classifier: tuple[np.ndarray, float] | None = None) -> "DecisionModel":
+        """Fit by penalised maximum likelihood (L-BFGS); examples whose right tool was not retrieved are skipped.
+
+        Each example counts once by default, so the probabilities are calibrated for a mix like the fitting data's;
+        ``balance_kinds`` weights each kind (``tool``, ``near_miss``, ``out_of_scope``) equally instead, and
+        ``kind_weights`` multiplies each kind's examples by a factor (a kind missing from it counts 1).
+
+        ``query_vectors`` (one embedding per example): first fit the query classifier (does the query ask for a
+        tool at all: every kind but ``out_of_scope``), then use its log-odds as evidence. ``query_classifier``
+        (weights, bias): use that one instead (``calibrate`` keeps the shipped one: a few labels cannot refit it).
+        """
+        query_weights, query_bias = None, 0.0
+        if query_vectors is not None:
+            vectors = np.asarray(query_vectors, dtype=np.float64)
+            if query_classifier is None:
+                query_classifier = _fit_query_classifier(vectors, [e.kind != "out_of_scope" for e in examples])
+            query_weights, query_bias = np.asarray(query_classifier[0], dtype=np.float64), float(query_classifier[1])
+            scores = vectors @ query_weights + query_bias
+            examples = [replace(e, evidence=replace(e.evidence, needs_tool=float(v))) for e, v in zip(examples, scores)]
+        usable = [e for e in examples if e.evidence.candidates and
+                  (e.expected is None or e.expected in e.evidence.names)]
+        if len(usable) < 10:
+            raise ConfigError(f"a decision model needs at least 10 usable labelled routes, got {len(usable)} "
+                              "(a case whose right tool was not retrieved cannot teach the decision)")
+        data = _Design.build(usable)
+        weights = _kind_weights([e.kind for e in usable]) if balance_kinds else np.ones(len(usable))
+        if kind_weights:
+            weights = weights * np.array([kind_weights.get(e.kind, 1.0) for e in usable])
+        c_mean, c_scale = _standardiser(data.x[data.mask])
+        n_mean, n_scale = _standardiser(data.z)
+        n_mean[0], n_scale[0] = 0.0, 1.0  # the bias stays a bias
+        model = cls(np.zeros(len(CANDIDATE_FEATURES)), np.zeros(len(NONE_FEATURES)), c_mean, c_scale, n_mean, n_scale,
+                    identity=dict(identity or {}), query_weights=query_weights, query_bias=query_bias)
+        x = (data.x - c_mean) / c_scale
+        z = (data.z - n_mean) / n_scale
+        theta = _minimise(x, data.mask, z, data.labels, weights, l2)
+        model.candidate_weights = theta[: len(CANDIDATE_FEATURES)]
+        model.none_weights = theta[len(CANDIDATE_FEATURES):]
+        curve = model._operating_curve(usable, weights)
+        if choose_operating_point:
+            best = max(curve, key=lambda point: (round(point["weighted_accuracy"], 6), -abs(point["offset"])))
+            model.none_offset = best["offset"]
+        model.report = {"examples": len(usable), "skipped_not_retrieved": len(examples) - len(usable),
+                        "kinds": {k: sum(1 for e in usable if e.kind == k) for k in sorted({e.kind for e in usable})},
+                        "l2": l2, "balance_kinds": balance_kinds, "kind_weights": dict(kind_weights or {}),
+                        "none_offset": model.none_offset,
+                        "fit_accuracy": _accuracy(model, usable, None),
+                        "risk_coverage": [p for p in curve if abs(p["offset"] * 2 - round(p["offset"] * 2)) < 1e-9]}
+        return model
+
+    def _operating_curve(self, examples: Sequence[LabelledEvidence], weights: np.ndarray) -> list[dict[str, float]]:
+        """Coverage (share of routes answered with a tool), risk (wrong among them) and accuracy per offset."""
+        saved, curve = self.none_offset, []
+        try:
+            for offset in np.round(np.arange(-4.0, 4.0001, 0.25), 2):
+                self.none_offset = float(offset)
+                answered = wrong = 0
+                correct_weight = 0.0
+                for example, weight in zip(examples, weights):
+                    predicted = self.decide(example.evidence)
+                    answered += predicted is not None
+                    wrong += predicted is not None and predicted != example.expected
+                    correct_weight += weight * (predicted == example.expected)
+                curve.append({"offset": float(offset), "coverage": answered / len(examples),
+                              "risk": wrong / answered if answered else 0.0,
+                              "weighted_accuracy": correct_weight / float(np.sum(weights))})
+        finally:
+            self.none_offset = saved
+        return curve
+
+    def decide(self, evidence: RouteEvidence) -> str | None:
+        """The chosen candidate's name, or None for no tool."""
+        probabilities = self.probabilities(evidence)
+        best = int(np.argmax(probabilities))
+        return None if best == len(evidence.candidates) else evidence.candidates[best].name
+
+    # ------------------------------------------------------------ identity and files
+    def check_matches(self, identity: dict[str, Any], where: str = "") -> None:
+        """Refuse to use this model with another selector or embedder than it was fitted for."""
+        for key, value in identity.items():
+            mine = self.identity.get(key, value)
+            if mine != value:
+                raise DecisionMismatchError(
+                    f"the decision model{where} was fitted for {key} {mine!r}, but the router uses {value!r}: "
+                    "refit it for this selector with `gentool-router calibrate`, or pass decision=None")
+
+    def to_json(self) -> dict[str, Any]:
+        return {"format": DECISION_FORMAT, "version": DECISION_VERSION,
+                "candidate_features": list(CANDIDATE_FEATURES), "none_features": list(NONE_FEATURES),
+                "candidate_weights": self.candidate_weights.tolist(), "none_weights": self.none_weights.tolist(),
+                "candidate_mean": self.candidate_mean.tolist(), "candidate_scale": self.candidate_scale.tolist(),
+                "none_mean": self.none_mean.tolist(), "none_scale": self.none_scale.tolist(),
+                "none_offset": self.none_offset, "identity": self.identity, "report": self.report,
+                "query_classifier": None if self.query_weights is None else
+                {"weights": self.query_weights.tolist(), "bias": self.query_bias},
+                "min_catalogue_tools": self.min_catalogue_tools}
+
+    def save(self, path: str | os.PathLike[str]) -> Path:
+        """Write the model as JSON, atomically (a temporary file renamed into place)."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+        try:
+            tmp.write_text(json.dumps(self.to_json(), indent=1) + "\n", encoding="utf-8")
+            os.replace(tmp, path)
+        finally:
+            tmp.unlink(missing_ok=True)
+        return path
+
+    @classmethod
+    def from_json(cls, data: Any, where: str = "decision model") -> "DecisionModel":
+        if not isinstance(data, dict) or data.get("format") != DECISION_FORMAT:
+            raise ModelLoadError(f"{where} is not a gentool-router decision model")
+        if data.get("version") != DECISION_VERSION or data.get("candidate_features") != list(CANDIDATE_FEATURES) \
+                or data.get("none_features") != list(NONE_FEATURES):
+            raise DecisionMismatchError(f"{where} has decision format version {data.get('version')} with other "
+                                        f"features; this gentool-router reads version {DECISION_VERSION}: refit it "
+                                        "with `gentool-router calibrate`")
+        try:
+            arrays = {key: np.asarray(data[key], dtype=np.float64) for key in
+                      ("candidate_weights", "none_weights", "candidate_mean", "candidate_scale", "none_mean",
+                       "none_scale")}
+            offset = float(data.get("none_offset", 0.0))
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ModelLoadError(f"{where} is corrupt: {exc}") from None
+        sizes = {"candidate": len(CANDIDATE_FEATURES), "none": len(NONE_FEATURES)}
+        for key, values in arrays.items():
+            if values.shape != (sizes[key.split("_")[0]],) or not np.all(np.isfinite(values)):
+                raise ModelLoadError(f"{where} is corrupt: {key} must hold {sizes[key.split('_')[0]]} finite numbers")
+        if np.any(arrays["candidate_scale"] <= 0) or np.any(arrays["none_scale"] <= 0) or not math.isfinite(offset):
+            raise ModelLoadError(f"{where} is corrupt: scales must be positive")
+        identity = data.get("identity") if isinstance(data.get("identity"), dict) else {}
+        report = data.get("report") if isinstance(data.get("report"), dict) else {}
+        query = data.get("query_classifier")
+        query_weights, query_bias = None, 0.0
+        if query is not None:
+            try:
+                query_weights = np.asarray(query["weights"], dtype=np.float64)
+                query_bias = float(query["bias"])
+            except (KeyError, TypeError, ValueError) as exc:
+                raise ModelLoadError(f"{where} is corrupt: query_classifier ({exc})") from None
+            if query_weights.ndim != 1 or not np.all(np.isfinite(query_weights)) or not math.isfinite(query_bias):
+                raise ModelLoadError(f"{where} is corrupt: query_classifier must hold finite numbers")
+        minimum = data.get("min_catalogue_tools", 0)
+        if isinstance(minimum, bool) or not isinstance(minimum, int) or minimum < 0:
+            raise ModelLoadError(f"{where} is corrupt: min_catalogue_tools must be a non-negative integer")
+        return cls(**arrays, none_offset=offset, identity=identity, report=report, query_weights=query_weights,
+                   query_bias=query_bias, min_catalogue_tools=minimum)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str]) -> "DecisionModel":
+        """Read a file written by :meth:`save`; a missing, corrupt or outdated file is a clear error."""
+        path = Path(path)
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise ModelLoadError(f"decision model not found: {path}") from None
+        except (OSError, ValueError) as exc:
+            raise ModelLoadError(f"cannot read the decision model {path}: {exc}") from None
+        return cls.from_json(data, str(path))
+
+
+def selector_identity(model_path: Path | None, adapter_path: Path | None, embedder_id: str) -> dict[str, Any]:
+    """What a decision model is fitted for: the selector's files (fingerprints), its prompt and tool-text
+    versions, and the embedder whose similarities it weighs."""
+    from .prompt import PROMPT_VERSION
+    from .tool_text import TOOL_TEXT_VERSION
+
+    return {"selector_model": file_fingerprint(model_path) if model_path else None,
+            "selector_adapter": file_fingerprint(adapter_path) if adapter_path else None,
+            "prompt_version": PROMPT_VERSION, "tool_text_version": TOOL_TEXT_VERSION, "embedder": embedder_id}
+
+
+def default_decision() -> DecisionModel | None:
+    """The decision model shipped for the packaged selector, or None where none was fitted yet."""
+    return DecisionModel.load(DEFAULT_DECISION_FILE) if DEFAULT_DECISION_FILE.is_file() else None
+
+
+# ---------------------------------------------------------------------------------------------- fitting helpers
+@dataclass
+class _Design:
+    x: np.ndarray       # (n, k_max, candidate features), padded
+    mask: np.ndarray    # (n, k_max): a real candidate
+    z: np.ndarray       # (n, none features)
+    labels: np.ndarray  # (n,): index of the right candidate, or k_max for no tool
+
+    @classmethod
+    def build(cls, examples: Sequence[LabelledEvidence]) -> "_Design":
+        k_max = max(len(e.evidence.candidates) for e in examples)
+        x = np.zeros((len(examples), k_max, len(CANDIDATE_FEATURES)))
+        mask = np.zeros((len(examples), k_max), dtype=bool)
+        z = np.zeros((len(examples), len(NONE_FEATURES)))
+        labels = np.full(len(examples), k_max)
+        for i, example in enumerate(examples):
+            rows = candidate_features(example.evidence)
+            x[i, : len(rows)] = rows
+            mask[i, : len(rows)] = True
+            z[i] = none_features(example.evidence)
+            if example.expected is not None:
+                labels[i] = example.evidence.names.index(example.expected)
+        return cls(x, mask, z, labels)
+
+
+def _fit_query_classifier(vectors: np.ndarray, needs_tool: Sequence[bool], c: float = 1.0) -> tuple[np.ndarray, float]:
+    """Logistic regression (scikit-learn) of "asks for a tool" on the query embedding."""
+    from sklearn.linear_model import LogisticRegression
+
+    labels = np.asarray(needs_tool, dtype=bool)
+    if labels.all() or not labels.any():
+        raise ConfigError("the query classifier needs both queries that ask for a tool and queries that do not")
+    classifier = LogisticRegression(C=c, max_iter=3000).fit(vectors, labels)
+    return classifier.coef_[0].astype(np.float64), float(classifier.intercept_[0])
+
+
+def _standardiser(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    mean = values.mean(axis=0)
+    scale = values.std(axis=0)
+    scale[scale < 1e-6] = 1.0
+    return mean, scale
+
+
+def _kind_weights(kinds: Sequence[str]) -> np.ndarray:
+    counts = {k: kinds.count(k) for k in set(kinds)}
+    weights = np.array([len(kinds) / (len(counts) * counts[k]) for k in kinds])
+    return weights
+
+
+def _minimise(x: np.ndarray, mask: np.ndarray, z: np.ndarray, labels: np.ndarray, weights: np.ndarray,
+              l2: float) -> np.ndarray:
+    """Penalised negative log-likelihood of the conditional logit, minimised with L-BFGS (scipy)."""
+    from scipy.optimize import minimize
+
+    n, k_max, fc = x.shape
+    onehot = np.zeros((n, k_max + 1))
+    onehot[np.arange(n), labels] = 1.0
+    total = float(weights.sum())
+
+    def objective(theta: np.ndarray) -> tuple[float, np.ndarray]:
+        w, v = theta[:fc], theta[fc:]
+        utilities = np.concatenate([np.where(mask, x @ w, -np.inf), (z @ v)[:, None]], axis=1)
+        top = utilities.max(axis=1, keepdims=True)
+        exps = np.exp(utilities - top)
+        sums = exps.sum(axis=1, keepdims=True)
+        probabilities = exps / sums
+        log_likelihood = (utilities[np.arange(n), labels] - top[:, 0] - np.log(sums[:, 0]))
+        loss = -float(weights @ log_likelihood) / total + 0.5 * l2 * float(theta[1:] @ theta[1:]) / total
+        residual = (probabilities - onehot) * weights[:, None] / total
+        grad_w = np.einsum("nk,nkf->f", residual[:, :k_max], x)
+        grad_v = residual[:, k_max] @ z
+        grad = np.concatenate([grad_w, grad_v])
+        penalty = l2 * theta / total
+        penalty[0] = penalty[0] if fc > 0 else 0.0
+        grad[1:] += penalty[1:]
+        return loss, grad
+
+    result = minimize(objective, np.zeros(fc + z.shape[1]), jac=True, method="L-BFGS-B",
+                      options={"maxiter": 500})
+    return result.x
+
+
+def _accuracy(model: DecisionModel, examples: Iterable[LabelledEvidence], kind: str | None) -> float:
+    chosen = [e for e in examples if kind is None or e.kind == kind]
+    return sum(model.decide(e.evidence) == e.expected for e in chosen) / len(chosen) if chosen else float("nan")

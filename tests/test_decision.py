@@ -1,0 +1,310 @@
+"""The tool-or-none decision over all the evidence: features, fitting, calibration, files, identity, and the
+router, `route --explain` and `calibrate` through the real components."""
+
+from __future__ import annotations
+
+import json
+import random
+
+import numpy as np
+import pytest
+
+from gentool_router.decision import (
+    DecisionMismatchError,
+    DecisionModel,
+    LabelledEvidence,
+    default_decision,
+    selector_identity,
+)
+from gentool_router.errors import ConfigError, ModelLoadError
+from gentool_router.evidence import (
+    CANDIDATE_FEATURES,
+    NONE_FEATURES,
+    CandidateEvidence,
+    RouteEvidence,
+    candidate_features,
+    none_features,
+)
+
+from conftest import SMALL_TOOLS
+
+
+def _evidence(rng: random.Random, kind: str, k: int = 5) -> tuple[RouteEvidence, str | None]:
+    """Synthetic evidence with the structure of real routes: the right tool has a higher cosine and selector gap
+    (not always first); no-tool queries have low cosines and negative gaps everywhere."""
+    right = rng.randrange(k) if kind == "tool" else -1
+    candidates = []
+    for rank in range(k):
+        hit = rank == right
+        cosine = (0.55 if kind == "tool" else 0.25) - 0.03 * rank + (0.08 if hit else 0.0) + rng.gauss(0, 0.04)
+        gap = (4.0 if hit else -3.0 if kind != "tool" else -1.0) + rng.gauss(0, 2.0)
+        candidates.append(CandidateEvidence(f"t{rank}", rank, cosine, 3.0 * hit + rng.random(), gap))
+    candidates.sort(key=lambda c: -c.cosine)
+    candidates = [CandidateEvidence(c.name, i, c.cosine, c.lexical, c.selector_gap) for i, c in enumerate(candidates)]
+    evidence = RouteEvidence(tuple(candidates), 0.2, 0.08, max(c.lexical for c in candidates),
+                             max(candidates, key=lambda c: c.lexical).name, rng.randint(2, 20))
+    return evidence, (f"t{right}" if kind == "tool" else None)
+
+
+def _examples(n: int, seed: int = 0) -> list[LabelledEvidence]:
+    rng = random.Random(seed)
+    out = []
+    for i in range(n):
+        kind = ("tool", "near_miss", "out_of_scope")[i % 3]
+        evidence, expected = _evidence(rng, kind)
+        out.append(LabelledEvidence(evidence, expected, kind))
+    return out
+
+
+# ------------------------------------------------------------------------------------------ features and model
+def test_features_have_one_value_per_name():
+    evidence, _ = _evidence(random.Random(1), "tool")
+    rows = candidate_features(evidence)
+    assert len(rows) == 5 and all(len(r) == len(CANDIDATE_FEATURES) for r in rows)
+    assert len(none_features(evidence)) == len(NONE_FEATURES)
+    assert sum(r[CANDIDATE_FEATURES.index("retrieval_top")] for r in rows) == 1
+    assert max(r[CANDIDATE_FEATURES.index("cosine_gap")] for r in rows) == 0.0
+
+
+def test_evidence_round_trips_through_json():
+    evidence, _ = _evidence(random.Random(2), "near_miss")
+    assert RouteEvidence.from_dict(json.loads(json.dumps(evidence.to_dict()))) == evidence
+
+
+def test_fit_learns_the_decision_and_its_probabilities_are_calibrated():
+    model = DecisionModel.fit(_examples(900), identity={"selector_adapter": "x"})
+    held_out = _examples(900, seed=7)
+    correct = [model.decide(e.evidence) == e.expected for e in held_out]
+    assert sum(correct) / len(correct) > 0.85
+    # calibration: among routes where the chosen option has probability in a bin, that share is right
+    pairs = []
+    for e in held_out:
+        p = model.probabilities(e.evidence)
+        best = int(np.argmax(p))
+        chosen = None if best == len(e.evidence.candidates) else e.evidence.candidates[best].name
+        pairs.append((p[best], chosen == e.expected))
+    confidence = sum(p for p, _ in pairs) / len(pairs)
+    accuracy = sum(ok for _, ok in pairs) / len(pairs)
+    assert abs(confidence - accuracy) < 0.05
+    assert model.report["risk_coverage"] and 0 <= model.report["fit_accuracy"] <= 1
+
+
+def test_probabilities_sum_to_one_and_rank_the_strong_candidate_first():
+    model = DecisionModel.fit(_examples(300))
+    evidence, expected = _evidence(random.Random(3), "tool")
+    p = model.probabilities(evidence)
+    assert len(p) == 6 and abs(sum(p) - 1) < 1e-9
+    explanation = model.explain(evidence)
+    assert [o["name"] for o in explanation["options"]][0] in {expected, "generate_response"}
+    contributions = {o["name"]: set(o["contributions"]) for o in explanation["options"]}
+    assert contributions["generate_response"] == {*NONE_FEATURES, "operating_point"}
+    assert all(c == set(CANDIDATE_FEATURES) for n, c in contributions.items() if n != "generate_response")
+
+
+def test_fit_refuses_too_few_usable_examples():
+    with pytest.raises(ConfigError, match="at least 10"):
+        DecisionModel.fit(_examples(5))
+
+
+def test_save_load_round_trip_and_identity_check(tmp_path):
+    model = DecisionModel.fit(_examples(300), identity={"selector_adapter": "abc", "embedder": "mini"})
+    path = model.save(tmp_path / "decision.json")
+    loaded = DecisionModel.load(path)
+    evidence, _ = _evidence(random.Random(4), "tool")
+    assert loaded.probabilities(evidence) == pytest.approx(model.probabilities(evidence))
+    loaded.check_matches({"selector_adapter": "abc", "embedder": "mini"})
+    with pytest.raises(DecisionMismatchError, match="calibrate"):
+        loaded.check_matches({"selector_adapter": "another", "embedder": "mini"})
+
+
+@pytest.mark.parametrize("damage", ["not json", "{}", "corrupt weights", "old version"])
+def test_a_bad_decision_file_is_one_clear_error(tmp_path, damage):
+    path = tmp_path / "decision.json"
+    data = DecisionModel.fit(_examples(60)).to_json()
+    if damage == "not json":
+        path.write_text("{oops")
+    elif damage == "{}":
+        path.write_text("{}")
+    elif damage == "corrupt weights":
+        data["candidate_weights"] = [1.0]
+        path.write_text(json.dumps(data))
+    else:
+        data["version"] = 0
+        path.write_text(json.dumps(data))
+    with pytest.raises(ModelLoadError):
+        DecisionModel.load(path)
+
+
+def test_the_shipped_decision_model_loads_and_names_its_selector():
+    model = default_decision()
+    assert model is not None, "gentool_router/data/decision.json must ship with the package"
+    assert {"selector_model", "selector_adapter", "prompt_version", "tool_text_version", "embedder"} <= set(model.identity)
+
+
+# ------------------------------------------------------------------------------------------ held-out suite
+def test_the_real_suite_is_held_out_from_training_and_fitting():
+    """Tool- and query-disjoint: no suite query in the shipped selector's training data or a fitting set, no
+    suite target tool fitted on (gentool_router_train.real_sets.check_disjoint)."""
+    from gentool_router_train.real_sets import FIT_SETS, SUITE_SETS, build_set, check_disjoint
+
+    suite = {n: build_set(n) for n in SUITE_SETS}
+    fit = {n: build_set(n) for n in FIT_SETS}
+    assert all(len(cases) >= 50 for cases in suite.values())
+    assert check_disjoint(suite, fit) == []
+    # the check itself can fail: a fitting query copied into the suite is caught
+    leaked = {**suite, "seal_in_domain": [*suite["seal_in_domain"], {**fit["fit_seal"][0], "id": "leak"}]}
+    assert any(p.startswith("leak") for p in check_disjoint(leaked, fit))
+    kinds = {kind for kind, _ in SUITE_SETS.values()}
+    assert kinds == {"tool", "near_miss", "out_of_scope"}
+
+
+# ------------------------------------------------------------------------------------------ real components
+@pytest.mark.slow
+def test_the_router_decides_with_the_shipped_model_and_explains(embedder, selector):
+    from gentool_router import ToolRouter
+
+    from gentool_router.examples import example_tools
+
+    packaged = ToolRouter.from_tools(example_tools(), embedder=embedder, selector=selector)  # the packaged selector
+    route = packaged.route("Will it rain in Oslo tomorrow?")
+    assert route.decided_by == "decision" and route.evidence is not None and route.evidence.needs_tool != 0
+    assert abs(sum(c.score for c in route.ranking) - 1) < 1e-6
+    names = [o["name"] for o in route.explanation["options"]]
+    assert names[0] == route.name and "generate_response" in names
+    assert route.timings.decide < 0.05
+    packaged.set_decision(None)
+    assert packaged.route("Will it rain in Oslo tomorrow?").decided_by == "selector"
+    # the shipped model was fitted on catalogues of 50 tools and more: a handful of tools stays the selector's
+    small = ToolRouter.from_tools(SMALL_TOOLS, embedder=embedder, selector=selector)
+    assert small.decision is not None and small.decision.min_catalogue_tools == 50
+    assert small.route("Will it rain in Oslo tomorrow?").decided_by == "selector"
+
+
+@pytest.mark.slow
+def test_a_decision_for_another_selector_is_refused(embedder, tmp_path):
+    from gentool_router import ToolRouter
+    from gentool_router.decision import DecisionMismatchError
+
+    model = DecisionModel.fit(_examples(60), identity={"selector_adapter": "not-this-one"})
+    router = ToolRouter.from_tools(SMALL_TOOLS, embedder=embedder, decision=model.save(tmp_path / "d.json"))
+    with pytest.raises(DecisionMismatchError, match="calibrate"):
+        router.route("Will it rain in Oslo tomorrow?")
+
+
+@pytest.mark.slow
+def test_calibrate_end_to_end_then_route_explain(tmp_path):
+    """`gentool-router calibrate` routes the labels through the real router, fits, saves into the index; `route`
+    then uses it and `--explain` shows the evidence."""
+    from click.testing import CliRunner
+
+    from gentool_router.cli import main
+
+    tools = tmp_path / "tools.jsonl"
+    tools.write_text("".join(json.dumps(t.to_dict()) + "\n" for t in SMALL_TOOLS))
+    runner = CliRunner()
+    assert runner.invoke(main, ["index", str(tools), "--out", str(tmp_path / "idx"), "--quiet"]).exit_code == 0
+    labels = tmp_path / "labels.jsonl"
+    rows = [("Will it rain in Oslo tomorrow?", "get_weather_forecast"), ("Email Bob that I'm late", "send_email"),
+            ("Put a meeting with Ana in my calendar at 3pm", "create_calendar_event"),
+            ("How much is one Apple share right now?", "get_stock_price"),
+            ("Say 'good night' in Italian", "translate_text"), ("Any pasta recipe with mushrooms?", "search_recipes"),
+            ("Is it going to snow in Bergen this weekend?", "get_weather_forecast"),
+            ("Send an email to my landlord about the heating", "send_email"),
+            ("hello there!", None), ("thanks, that's all", None), ("what's the capital of Peru?", None),
+            ("write me a haiku about autumn", None)]
+    labels.write_text("".join(json.dumps({"query": q, "expected": e}) + "\n" for q, e in rows))
+    result = runner.invoke(main, ["calibrate", str(labels), "--index", str(tmp_path / "idx"), "--quiet",
+                                  "--no-bundled-out-of-scope", "--near-misses"])
+    assert result.exit_code == 0, result.output
+    assert "Fitted on 20 routes" in result.output
+    assert (tmp_path / "idx" / "decision.json").is_file()
+    result = runner.invoke(main, ["route", "--index", str(tmp_path / "idx"), "--explain",
+                                  "Will it rain in Lisbon on Friday?"])
+    assert result.exit_code == 0, result.output
+    assert "decided by: the decision model" in result.output and "selector_gap" in result.output
+    result = runner.invoke(main, ["route", "--index", str(tmp_path / "idx"), "--json", "--explain", "hi"])
+    data = json.loads(result.output.strip().splitlines()[-1])
+    assert data["decided_by"] == "decision" and data["explanation"]["options"]
+
+
+def test_calibrate_reports_every_bad_label_line_before_routing(tmp_path):
+    from gentool_router.calibration import load_labels
+    from gentool_router.errors import CatalogError
+
+    labels = tmp_path / "labels.jsonl"
+    labels.write_text('{"query": "ok", "expected": null}\nnot json\n{"query": "", "expected": null}\n'
+                      '{"query": "x", "expected": "nope"}\n')
+    with pytest.raises(CatalogError) as info:
+        load_labels(labels, ["send_email"])
+    message = str(info.value)
+    assert "3 bad label line(s)" in message and ":2:" in message and ":3:" in message and "'nope'" in message
+
+
+# ------------------------------------------------------------------------------------------ lexical and conversation
+def test_bm25_scores_exact_words_of_names_descriptions_and_parameters():
+    from gentool_router.lexical import LexicalIndex, lexical_words
+
+    assert lexical_words("getWeatherForecast for_the cities") == ["weather", "forecast", "citi"]  # "get" is a stop word
+    index = LexicalIndex(SMALL_TOOLS)
+    scores, best, best_name = index.score_names("what's the forecast for Oslo", ["send_email", "get_weather_forecast"])
+    assert scores[1] > 0 == scores[0] and best_name == "get_weather_forecast" and best == scores[1]
+    assert index.best("the ticker symbol of Apple")[0] == "get_stock_price"  # a parameter name and description word
+    assert index.best("zzz qqq") == (None, 0.0)
+    _, _, without = index.score_names("what's the forecast for Oslo", [], exclude=["get_weather_forecast"])
+    assert without != "get_weather_forecast"
+
+
+def test_routing_text_joins_the_last_user_turns():
+    from gentool_router.conversation import MAX_CONTEXT_CHARS, routing_text
+
+    turns = ["Is the Hilton in Lisbon free on Friday?", "ok", "Book it for two nights"]
+    assert routing_text(turns) == "Book it for two nights"
+    assert routing_text(turns, 3) == "Is the Hilton in Lisbon free on Friday? ok Book it for two nights"
+    long = routing_text(["word " * 500, "the latest message"], 2)
+    assert long.endswith("the latest message") and len(long) <= MAX_CONTEXT_CHARS
+    assert routing_text([]) == ""
+    with pytest.raises(ValueError):
+        routing_text(turns, 0)
+
+
+@pytest.mark.slow
+def test_hybrid_candidates_always_hold_bm25s_best_tool(embedder):
+    """With ``hybrid`` (the default) BM25's best tool of the catalogue takes the last place when the embedding
+    missed it; without it the candidates are the dense top k. Routes with a retrieval selector (no model)."""
+    from gentool_router import RetrievalSelector, ToolIndex, ToolRouter
+
+    index = ToolIndex.build(SMALL_TOOLS, embedder)
+    hybrid = ToolRouter(index, RetrievalSelector(), k=2)
+    dense = ToolRouter(index, RetrievalSelector(), k=2, hybrid=False)
+    queries = ["What is the ticker symbol quote for Apple?", "ingredients for a dish", "the subject and body of a mail",
+               "target language for this text", "start time and duration please", "rain and wind in Oslo"]
+    for query in queries:
+        best, _ = index.lexical().best(query)
+        names = [c.name for c in hybrid.route(query).candidates]
+        dense_names = [c.name for c in dense.route(query).candidates]
+        assert dense_names == [s.tool.name for s in index.search(query, k=2)]
+        if best is not None:
+            assert best in names
+            assert names[0] == dense_names[0]  # the nearest tool always stays
+    excluded = hybrid.route("rain and wind in Oslo", exclude=["get_weather_forecast"])
+    assert "get_weather_forecast" not in [c.name for c in excluded.candidates]
+
+
+def test_the_query_classifier_is_fitted_saved_and_used(tmp_path):
+    """With query vectors, the model first learns whether a query asks for a tool at all (from its embedding) and
+    weighs that log-odds as evidence; it survives a save and load."""
+    rng = np.random.default_rng(0)
+    examples = _examples(300)
+    direction = rng.normal(size=16)
+    vectors = [rng.normal(size=16) + (-2.0 if e.kind == "out_of_scope" else 2.0) * direction / np.linalg.norm(direction)
+               for e in examples]
+    model = DecisionModel.fit(examples, query_vectors=vectors)
+    assert model.query_weights is not None and model.query_weights.shape == (16,)
+    chat, request = -3.0 * direction / np.linalg.norm(direction), 3.0 * direction / np.linalg.norm(direction)
+    assert model.needs_tool(chat) < 0 < model.needs_tool(request)
+    evidence, _ = _evidence(random.Random(5), "tool")
+    assert model.with_query(evidence, chat).needs_tool == pytest.approx(model.needs_tool(chat))
+    loaded = DecisionModel.load(model.save(tmp_path / "d.json"))
+    assert loaded.needs_tool(chat) == pytest.approx(model.needs_tool(chat))
+    with pytest.raises(DecisionMismatchError, match="dim"):
+        loaded.needs_tool(np.zeros(8))
