@@ -268,8 +268,8 @@ class ToolRouter:
     def decision(self) -> DecisionModel | None:
         """The decision model over all the evidence, resolved on first use (it must match the selector).
 
-        ``"default"``: the one shipped for the packaged selector when the router uses it, else none (the
-        selector's own threshold decides). A path or a :class:`DecisionModel`: that one, checked against the
+        ``"default"``: the one shipped for the packaged selector when the router uses it with the packaged
+        embedder, else none (the selector's own threshold decides). A path or a :class:`DecisionModel`: that one, checked against the
         selector. ``None``: the selector's own threshold.
         """
         if not self._decision_ready:
@@ -297,6 +297,11 @@ class ToolRouter:
                             "(fit one with `gentool-router calibrate`)")
                 return None
             model = default_decision()
+            if model is not None and any(model.identity.get(k, v) != v for k, v in identity.items()):
+                # the packaged selector with another embedder: the shipped model does not apply; no error
+                logger.warning("the shipped decision model was fitted for another embedder: the selector's own "
+                               "threshold decides (fit one with `gentool-router calibrate`)")
+                return None
             where = " shipped with gentool-router"
         elif isinstance(setting, DecisionModel):
             model, where = setting, ""
