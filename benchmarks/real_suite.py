@@ -221,8 +221,9 @@ def decide_timing(routed: dict[str, list[dict[str, Any]]], decision: Any, cache:
         start = time.perf_counter()
         if decision is not None:
             evidence = decision.with_query(evidence, r["vector"])
-        lexical.best(r["query"])  # the hybrid candidate
-        lexical.score_names(r["query"], evidence.names)
+        match = lexical.match(r["query"])  # once a route, as ToolRouter does
+        match.best()  # the hybrid candidate
+        match.of(evidence.names)
         if decision is not None:
             decision.probabilities(evidence)
             decision.explain(evidence)

@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import re
 import threading
-from typing import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Iterable, Mapping, Sequence
 
 import numpy as np
 
 from .tools import Tool
 
-__all__ = ["LexicalIndex", "lexical_words", "tool_document"]
+__all__ = ["LexicalIndex", "LexicalMatch", "lexical_words", "tool_document"]
 
 _CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])")
 _WORD = re.compile(r"[A-Za-z0-9]+")
@@ -77,24 +78,47 @@ class LexicalIndex:
             return np.zeros(len(self._names), dtype=np.float32)
         return np.asarray(self._bm25.get_scores(words), dtype=np.float32)
 
+    def match(self, query: str) -> "LexicalMatch":
+        """The query's BM25 scores against every tool, computed once and read as often as a route needs."""
+        return LexicalMatch(self.scores(query), self._rows, self._names)
+
     def score_names(self, query: str, names: Sequence[str], exclude: Iterable[str] = ()
                     ) -> tuple[list[float], float, str | None]:
         """The scores of ``names``, the best score of the whole catalogue (less ``exclude``) and its tool (None if
         nothing matched)."""
-        scores = self.scores(query)
-        for name in exclude:
-            if name in self._rows:
-                scores[self._rows[name]] = 0.0
-        chosen = [float(scores[self._rows[n]]) if n in self._rows else 0.0 for n in names]
-        if not len(scores):
-            return chosen, 0.0, None
-        best = int(np.argmax(scores))
-        return chosen, float(scores[best]), self._names[best] if scores[best] > 0 else None
+        match = self.match(query)
+        name, score = match.best(exclude)
+        return match.of(names), score, name
 
     def best(self, query: str, exclude: Iterable[str] = ()) -> tuple[str | None, float]:
         """The lexical top-1 tool and its score (None when no word of the query occurs in any tool)."""
-        _, score, name = self.score_names(query, [], exclude)
-        return name, score
+        return self.match(query).best(exclude)
 
     def __len__(self) -> int:
         return len(self._names)
+
+
+@dataclass(frozen=True)
+class LexicalMatch:
+    """One query's BM25 scores against every tool of a :class:`LexicalIndex` (the hybrid candidate and the
+    candidates' evidence both read them)."""
+
+    scores: np.ndarray
+    rows: Mapping[str, int]
+    names: Sequence[str]
+
+    def of(self, names: Sequence[str]) -> list[float]:
+        """The scores of these tools (0 for a name the index does not hold)."""
+        return [float(self.scores[self.rows[n]]) if n in self.rows else 0.0 for n in names]
+
+    def best(self, exclude: Iterable[str] = ()) -> tuple[str | None, float]:
+        """The best-scoring tool less ``exclude`` and its score (None when no word of the query matched)."""
+        scores = self.scores
+        dropped = [self.rows[n] for n in exclude if n in self.rows]
+        if dropped:
+            scores = scores.copy()
+            scores[dropped] = 0.0
+        if not len(scores):
+            return None, 0.0
+        row = int(np.argmax(scores))
+        return (self.names[row] if scores[row] > 0 else None), float(scores[row])

@@ -19,6 +19,7 @@ from .catalog import ToolCatalog
 from .embedder import Embedder
 from .errors import CatalogError, ConfigError, GentoolError, IndexFormatError, QueryError, SelectorError
 from .index import ScoredTool, ToolIndex
+from .lexical import LexicalMatch
 from .poison import SuspiciousPolicy
 from .prompt import MAX_CANDIDATES
 from .decision import DecisionModel, default_decision, selector_identity
@@ -165,20 +166,21 @@ class ToolRouter:
             nearest = [s for s in nearest if s.tool.name not in excluded][: max(self.k, STATS_DEPTH)]
             if not nearest:
                 raise CatalogError("every tool of the catalogue is excluded for this query")
-            found = self._candidates(query, vector, nearest, excluded)
+            lexical = self.index.lexical().match(query) if self.hybrid else None  # read again by the evidence
+            found = self._candidates(vector, nearest, excluded, lexical)
             search_seconds = time.perf_counter() - start
             routes.append(self._select(query, found, embed_each, search_seconds, [s.score for s in nearest], excluded,
-                                       vector))
+                                       vector, lexical))
         return routes
 
-    def _candidates(self, query: str, vector: Any, nearest: list[ScoredTool], excluded: frozenset[str]
-                    ) -> list[ScoredTool]:
+    def _candidates(self, vector: Any, nearest: list[ScoredTool], excluded: frozenset[str],
+                    lexical: LexicalMatch | None) -> list[ScoredTool]:
         """The dense top k; with ``hybrid``, BM25's top tool takes the last place when the embedding missed it
         (words an embedding blurs: an ID format, a product name; BENCHMARKS.md, "Real catalogues")."""
         found = nearest[: self.k]
-        if not self.hybrid or self.k < 2:
+        if lexical is None or self.k < 2:
             return found
-        lexical_name, _ = self.index.lexical().best(query, exclude=excluded)
+        lexical_name, _ = lexical.best(excluded)
         if lexical_name is None or any(s.tool.name == lexical_name for s in found):
             return found
         extra = self.index.scored(lexical_name, vector)
@@ -192,7 +194,8 @@ class ToolRouter:
         return await asyncio.to_thread(self.route_batch, queries)
 
     def _select(self, query: str, found: list[ScoredTool], embed_s: float, search_s: float,
-                similarities: Sequence[float], excluded: frozenset[str] = frozenset(), vector: Any = None) -> Route:
+                similarities: Sequence[float], excluded: frozenset[str] = frozenset(), vector: Any = None,
+                lexical: LexicalMatch | None = None) -> Route:
         candidates = tuple(Candidate(s.tool, rank, s.score) for rank, s in enumerate(found))
         names = [c.name for c in candidates]
         texts = [s.text for s in found]  # read under the index lock with the tools (a remove may follow)
@@ -211,7 +214,7 @@ class ToolRouter:
         start = time.perf_counter()
         ranking, decided_by, explanation, evidence = selection.ranking, "selector", None, None
         if selection.logit_gaps is not None and fallback_reason is None:
-            evidence = self.evidence(query, candidates, selection.logit_gaps, similarities, excluded)
+            evidence = self.evidence(query, candidates, selection.logit_gaps, similarities, excluded, lexical=lexical)
         # the shipped decision model was fitted on catalogues of 50 tools and more; in smaller ones (an agent's
         # handful of tools, the selector's own training setting) the selector's threshold decides (BENCHMARKS.md)
         decision = self.decision if evidence is not None else None
@@ -252,14 +255,17 @@ class ToolRouter:
         )
 
     def evidence(self, query: str, candidates: Sequence[Candidate], logit_gaps: Sequence[float],
-                 similarities: Sequence[float], excluded: Iterable[str] = ()) -> RouteEvidence:
-        """The evidence the decision model weighs for one query (``evidence.py``)."""
+                 similarities: Sequence[float], excluded: Iterable[str] = (), *,
+                 lexical: LexicalMatch | None = None) -> RouteEvidence:
+        """The evidence the decision model weighs for one query (``evidence.py``); ``lexical``: the query's BM25
+        scores when the route computed them already."""
         names = [c.name for c in candidates]
-        lexical, best, best_name = self.index.lexical().score_names(query, names, excluded)
+        match = lexical if lexical is not None else self.index.lexical().match(query)
+        best_name, best = match.best(excluded)
         mean, std = similarity_stats(similarities)
         return RouteEvidence(
             candidates=tuple(CandidateEvidence(c.name, c.retrieval_rank, c.retrieval_score, lex, gap)
-                             for c, lex, gap in zip(candidates, lexical, logit_gaps)),
+                             for c, lex, gap in zip(candidates, match.of(names), logit_gaps)),
             similarity_mean=mean, similarity_std=std, lexical_best=best, lexical_best_name=best_name,
             query_words=len(query.split()), similarity_count=len(similarities))
 
