@@ -9,6 +9,7 @@ compared on the same routes and a later run only routes what is missing. Methods
 
 * ``router``: the decision model over all the evidence (what ``ToolRouter`` does by default);
 * ``selector_fixed``: the selector alone with its calibrated no-tool threshold (the router before the decision);
+* ``selector_best``: the selector's best-ranked tool, never abstaining (how well it ranks, apart from no tool);
 * ``retrieval``: embedding top-1, never abstains; ``lexical``: BM25 top-1 over the whole catalogue;
 * ``oracle``: right when retrieval's top-1 or the selector's choice is right (their union's ceiling).
 
@@ -31,7 +32,7 @@ from typing import Any
 from tqdm.auto import tqdm
 
 ROOT = Path(__file__).resolve().parents[1]
-METHODS = ("router", "selector_fixed", "retrieval", "lexical", "oracle")
+METHODS = ("router", "selector_fixed", "selector_best", "retrieval", "lexical", "oracle")
 
 
 def wilson(correct: int, total: int, z: float = 1.96) -> tuple[float, float]:
@@ -50,14 +51,15 @@ def wilson(correct: int, total: int, z: float = 1.96) -> tuple[float, float]:
 class Routers:
     """One router per catalogue (indexes cached on disk), one selector shared by all."""
 
-    def __init__(self, cache: Path, n_threads: int | None = None) -> None:
+    def __init__(self, cache: Path, n_threads: int | None = None, adapter: Path | None = None) -> None:
         from gentool_router import ToolIndex, ToolRouter
         from gentool_router.embedder import MiniLMEmbedder
         from gentool_router.selector import LlamaSelector
 
         self.cache = cache
         self.embedder = MiniLMEmbedder()
-        self.selector = LlamaSelector(n_threads=n_threads)
+        self.selector = (LlamaSelector(n_threads=n_threads) if adapter is None
+                         else LlamaSelector(adapter_path=adapter, n_threads=n_threads))
         self._routers: dict[str, Any] = {}
         self._ToolIndex, self._ToolRouter = ToolIndex, ToolRouter
 
@@ -86,10 +88,10 @@ class Routers:
         return self._routers[name]
 
 
-def gather(sets: dict[str, list[dict[str, Any]]], cache: Path, n_threads: int | None = None
+def gather(sets: dict[str, list[dict[str, Any]]], cache: Path, n_threads: int | None = None, adapter: Path | None = None
            ) -> dict[str, list[dict[str, Any]]]:
     """Each case's evidence, from the cache or by routing it now (appended to the cache as it goes)."""
-    routers = Routers(cache, n_threads)
+    routers = Routers(cache, n_threads, adapter)
     identity = routers.identity()
     out: dict[str, list[dict[str, Any]]] = {}
     for name, cases in sets.items():
@@ -147,7 +149,7 @@ def predictions(record: dict[str, Any], decision: Any, no_tool_score: float) -> 
     retrieval = candidates[0].name
     router = decision.decide(evidence) if decision is not None and decision.applies_to(evidence) else fixed
     oracle = record["expected"] if record["expected"] in (retrieval, fixed) else router
-    return {"router": router, "selector_fixed": fixed, "retrieval": retrieval,
+    return {"router": router, "selector_fixed": fixed, "selector_best": by_gap.name, "retrieval": retrieval,
             "lexical": evidence.lexical_best_name, "oracle": oracle}
 
 
@@ -203,6 +205,17 @@ def report(routed: dict[str, list[dict[str, Any]]], kinds: dict[str, str], decis
     pooled = [r for records in routed.values() for r in records]
     return {"sets": sets, "pooled_cases": len(pooled),
             "expected_calibration_error": expected_calibration_error(calibration) if calibration else None}
+
+
+def by_case_type(records: list[dict[str, Any]], decision: Any, no_tool_score: float) -> dict[str, Any]:
+    """Accuracy of each method on each case type of a synthetic test sample (no-tool, weak-to-strong, ...)."""
+    out: dict[str, Any] = {}
+    for case_type in sorted({r.get("case_type") or "" for r in records}):
+        chosen = [r for r in records if (r.get("case_type") or "") == case_type]
+        answers = [predictions(r, decision, no_tool_score) for r in chosen]
+        out[case_type] = {"cases": len(chosen), **{m: sum(a[m] == r["expected"] for a, r in zip(answers, chosen))
+                                                  / len(chosen) for m in METHODS}}
+    return out
 
 
 def decide_timing(routed: dict[str, list[dict[str, Any]]], decision: Any, cache: Path) -> dict[str, float]:
@@ -285,6 +298,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out-of-scope-weight", type=float, default=0.5,
                         help="Weight of each out-of-scope fitting route (0.5 measured best: BENCHMARKS.md).")
     parser.add_argument("--decision-out", type=Path, help="With --fit: write the model here, not into the package.")
+    parser.add_argument("--adapter", type=Path, help="Selector adapter (GGUF LoRA) to measure instead of the shipped "
+                        "one; give it a --cache of its own.")
     parser.add_argument("--decision", type=Path, help="Evaluate this decision model (default: the shipped one).")
     parser.add_argument("--gather-only", action="store_true",
                         help="Route and cache, report nothing (with --sets: suite or fitting sets by name).")
@@ -322,7 +337,7 @@ def main(argv: list[str] | None = None) -> int:
         wanted["synthetic_test"] = synthetic_test
     if args.gather_only and args.sets:
         wanted = {n: c for n, c in wanted.items() if n in args.sets}
-    routed = gather(wanted, args.cache, args.threads)
+    routed = gather(wanted, args.cache, args.threads, args.adapter)
     identity, no_tool_score = routed.pop("_identity"), routed.pop("_no_tool_score")  # type: ignore[arg-type]
     identity = {k: v for k, v in identity.items() if k != "candidates"}  # type: ignore[union-attr]
     if args.gather_only:
@@ -359,6 +374,7 @@ def main(argv: list[str] | None = None) -> int:
         synthetic = report({"synthetic_test": routed["synthetic_test"]}, {"synthetic_test": "synthetic"}, decision,
                            no_tool_score)["sets"]["synthetic_test"]
         synthetic["source"] = str(args.synthetic)
+        synthetic["by_case_type"] = by_case_type(routed["synthetic_test"], decision, no_tool_score)
         result["synthetic"] = synthetic
     result["command"] = "benchmarks/real_suite.py " + " ".join(argv if argv is not None else sys.argv[1:])
     result["date"] = date.today().isoformat()
@@ -369,6 +385,8 @@ def main(argv: list[str] | None = None) -> int:
     if synthetic_test:
         print("synthetic held-out test: " + ", ".join(f"{m} {result['synthetic']['accuracy'][m] * 100:.1f}"
                                                      for m in METHODS))
+        for case_type, row in result["synthetic"]["by_case_type"].items():
+            print(f"  {case_type} ({row['cases']}): " + ", ".join(f"{m} {row[m] * 100:.1f}" for m in METHODS))
     print(f"decision adds p50 {result['decide_timing']['p50_ms']:.2f} ms / p95 {result['decide_timing']['p95_ms']:.2f} ms "
           f"over {result['decide_timing']['catalogue_tools']} tools")
     print(f"wrote {args.out}")

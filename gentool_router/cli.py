@@ -303,7 +303,8 @@ def _simulation_options(func: Callable[..., Any]) -> Callable[..., Any]:
             func = click.option(f"{flag}/--no-{flag[2:]}", f.name, default=f.default, show_default=True,
                                 help=f.metadata.get("help"))(func)
             continue
-        func = click.option(flag, f.name, type=type(f.default), default=f.default if f.default is not MISSING else None,
+        kind = click.Choice(f.metadata["choices"]) if "choices" in f.metadata else type(f.default)
+        func = click.option(flag, f.name, type=kind, default=f.default if f.default is not MISSING else None,
                             show_default=True, help=f.metadata.get("help"))(func)
     return func
 
@@ -320,7 +321,11 @@ def generate_data_command(out: Path, **settings: Any) -> None:
 
     if settings["k"] < 2 or settings["k"] > 64:
         raise click.BadParameter("k must be between 2 and 64", param_hint="--k")
-    generate_dataset(out, SimulationConfig(**settings), log=click.echo)
+    try:
+        config = SimulationConfig(**settings)
+    except ValueError as exc:  # flags that do not go together
+        raise click.UsageError(str(exc)) from exc
+    generate_dataset(out, config, log=click.echo)
     click.echo(f"Written to {out}")
 
 

@@ -207,5 +207,6 @@ def test_generate_data_has_the_simulation_flags():
     result = CliRunner().invoke(main, ["generate-data", "--help"])
     for flag in ("--version-hint-share", "--multi-call-queries / --no-multi-call-queries",
                  "--exclude-public-queries / --no-exclude-public-queries",
-                 "--exclude-example-queries / --no-exclude-example-queries"):
+                 "--exclude-example-queries / --no-exclude-example-queries", "--candidates [neighbours|retrieval]",
+                 "--neutral-pairs / --no-neutral-pairs", "--no-tool-queries / --no-no-tool-queries"):
         assert flag in result.output

@@ -3,8 +3,8 @@
 Every case is a user request routed over a real catalogue, as in use: the whole Seal-Tools tool set, MetaTool's
 199 tools, API-Bank's tools, the bundled example catalogue, or MetaTool's own ten-tool lists. Two families:
 
-* ``SUITE_SETS``: held out. Their queries are none that ``generate-data`` can put in the shipped selector's
-  training data (:func:`~gentool_router_train.simulate.training_exposure`), and none of their queries or target
+* ``SUITE_SETS``: held out. Their queries are none that ``generate-data`` can put in a measured selector's
+  training data (:func:`trained_configs`, :func:`~gentool_router_train.simulate.training_exposure`), and none of their queries or target
   tools is in a fitting set (:func:`check_disjoint`, run by the tests and by the benchmark).
 * ``FIT_SETS``: what the shipped decision model is fitted on (``benchmarks/real_suite.py --fit``).
 
@@ -30,7 +30,8 @@ from gentool_router.tools import Tool
 from .public_cases import parse_tool_lines
 from .sources import DATA_DIR, _lines, load_sources, public_eval_queries, query_key
 
-__all__ = ["SUITE_SETS", "FIT_SETS", "ABLATION_SETS", "build_set", "catalogue", "check_disjoint", "api_bank_calls", "DEFAULT_LIMIT"]
+__all__ = ["SUITE_SETS", "FIT_SETS", "ABLATION_SETS", "build_set", "catalogue", "check_disjoint", "api_bank_calls",
+           "trained_configs", "DEFAULT_LIMIT"]
 
 #: Cases per set unless a set has fewer (200 cases: a 95% interval of about ±6 points).
 DEFAULT_LIMIT = 200
@@ -133,12 +134,27 @@ def _metatool_rows() -> list[tuple[int, str, str]]:
 
 
 @lru_cache(maxsize=None)
-def _exposure() -> Any:
-    """The queries and held-out tools of the data the shipped selector was trained on (TRAINING.md: seed 0,
-    public evaluation queries left out, bundled example queries kept)."""
-    from .simulate import SimulationConfig, training_exposure
+def trained_configs() -> tuple[Any, ...]:
+    """The ``generate-data`` settings of every selector this suite measures (TRAINING.md): gentool-v2 (seed 0,
+    public evaluation queries left out, bundled example queries kept) and gentool-v4 (the same queries over the
+    retriever's real candidates, neutral pairs, plus the project's no-tool requests)."""
+    from .simulate import SimulationConfig
 
-    return training_exposure(SimulationConfig(exclude_example_queries=False))
+    v2 = SimulationConfig(exclude_example_queries=False)
+    return v2, SimulationConfig(exclude_example_queries=False, candidates="retrieval", neutral_pairs=True,
+                                no_tool_queries=True)
+
+
+@lru_cache(maxsize=None)
+def _exposure() -> Any:
+    """The queries any measured selector may have been trained on, and the tools held out from its training (the
+    same for every configuration of :func:`trained_configs`; checked)."""
+    from .simulate import TrainingExposure, training_exposure
+
+    exposures = [training_exposure(c) for c in trained_configs()]
+    if len({e.heldout_tools for e in exposures}) != 1:
+        raise ValueError("the measured selectors' data sets hold out different tools; the suite needs one set")
+    return TrainingExposure(frozenset().union(*(e.query_keys for e in exposures)), exposures[0].heldout_tools)
 
 
 def _task1(label: str) -> list[str]:
@@ -376,8 +392,8 @@ def _suite_query_keys() -> frozenset[str]:
 def check_disjoint(suite: dict[str, list[dict[str, Any]]], fit: dict[str, list[dict[str, Any]]]) -> list[str]:
     """Every way the held-out suite leaks into training or fitting; an empty list when it does not.
 
-    Checked: no suite query is a query ``generate-data`` may train the shipped selector on; no suite query is
-    a fitting query; no tool a suite case expects is a tool a fitting case expects or removes.
+    Checked: no suite query is a query ``generate-data`` may train a measured selector on (:func:`trained_configs`);
+    no suite query is a fitting query; no tool a suite case expects is a tool a fitting case expects or removes.
     """
     problems = []
     trained = _exposure().query_keys

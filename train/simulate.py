@@ -15,10 +15,20 @@ Definitions (also written into the dataset card):
   are both present; the target is the answer and ranks first, the variant second), ``plain``.
 
 A toolset holds k tools (default 5): the target (unless no-tool), its weak variant (weak-to-strong), and hard
-distractors drawn from the target's nearest tools by embedding of the canonical tool text (near duplicates
-with cosine >= :data:`NEAR_DUPLICATE` excluded, since they would make the label ambiguous). Tools are shown in
-a random order. Ranking target (stage 1): target, weak variant, ``generate_response``, then the distractors
-nearest-first; for no-tool cases ``generate_response`` first. Selection target (stage 2): the first entry.
+distractors (near duplicates of the target, cosine >= :data:`NEAR_DUPLICATE`, excluded, since they would make
+the label ambiguous). With ``candidates = neighbours`` the distractors are drawn from the target's nearest tools
+by embedding of the canonical tool text; with ``candidates = retrieval`` they are the router's own candidates for
+the query over the whole source catalogue (dense top k, BM25's best in the last place), best first, so a
+no-tool case is a real near miss. Tools are shown in a random order. Ranking target (stage 1): target, weak
+variant, ``generate_response``, then the distractors nearest-first; for no-tool cases ``generate_response``
+first. Selection target (stage 2): the first entry.
+
+* Weak-to-strong names and hints: by default the strong tool keeps its name and the weak one is renamed (an
+  abbreviation, ``Info``, ``Basic``, ``_alt``), and a version hint makes the strong one supersede the weak one.
+  With ``neutral_pairs`` either side keeps the name (the other gets a suffix drawn alike for both) and hints fall
+  on either side by a coin toss: the "Shortcut check" below measures how much a name or hint alone gives away.
+* With ``no_tool_queries``, requests that need no tool at all (``train/data/no-tool-queries.jsonl``) are no-tool
+  cases over the retriever's top k; their test cases form the scenario ``out_of_scope``.
 """
 
 from __future__ import annotations
@@ -26,7 +36,7 @@ from __future__ import annotations
 import json
 import random
 from collections import Counter, defaultdict
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, Callable
 
@@ -36,13 +46,18 @@ from gentool_router.persistence import atomic_folder, check_replaceable
 from gentool_router.tool_text import TOOL_TEXT_VERSION, render_tool
 from gentool_router.tools import NO_TOOL, Tool
 
-from .sources import (SourceQuery, example_eval_queries, load_multi_call_queries, load_sources, public_eval_queries,
-                      query_key)
-from .weak import make_weak_variant
+from .retrieval_cases import CatalogueRetriever
+from .shortcuts import shortcut_report
+from .sources import (SourceQuery, example_eval_queries, load_multi_call_queries, load_no_tool_queries, load_sources,
+                      public_eval_queries, query_key)
+from .weak import is_weaker, make_weak_variant, neutral_pair_names
 
 __all__ = ["SimulationConfig", "generate_dataset", "add_version_hints", "SCENARIOS", "CASE_TYPES"]
 
 SCENARIOS = ("seen_query_seen_tool", "unseen_query_seen_tool", "seen_query_unseen_tool", "unseen_query_unseen_tool")
+#: The test scenario of queries that need no tool at all (``--no-tool-queries``).
+OUT_OF_SCOPE = "out_of_scope"
+CANDIDATE_SOURCES = ("neighbours", "retrieval")
 CASE_TYPES = ("no-tool", "tool-added", "weak-to-strong", "plain")
 NEAR_DUPLICATE = 0.92
 NEIGHBOURS = 40
@@ -75,6 +90,23 @@ class SimulationConfig:
     exclude_example_queries: bool = field(default=True, metadata={
         "help": "Leave out the bundled example queries (gentool-router demo) too. Off, seed 0 reproduces the "
                 "data of the shipped adapter (gentool-v2) byte for byte."})
+    candidates: str = field(default="neighbours", metadata={"choices": CANDIDATE_SOURCES,
+        "help": "Where a case's other tools come from: 'neighbours' (the target's nearest tools by embedding, "
+                "sampled) or 'retrieval' (the router's real top k for the query over the whole source catalogue, "
+                "dense + BM25, in order: the hard negatives of use; a no-tool case is then a real near miss)."})
+    neutral_pairs: bool = field(default=False, metadata={
+        "help": "Weak-to-strong pairs without giveaways: either side keeps the original name (the other gets a "
+                "suffix drawn alike for both), and version hints land on right and wrong answers alike."})
+    no_tool_queries: bool = field(default=False, metadata={
+        "help": "Add cases for requests that need no tool (train/data/no-tool-queries.jsonl), each over the "
+                "retriever's top k: every 10th is a test case (scenario out_of_scope), every 20th (from the 5th) "
+                "a dev case."})
+
+    def __post_init__(self) -> None:
+        if self.candidates not in CANDIDATE_SOURCES:
+            raise ValueError(f"candidates must be one of {', '.join(CANDIDATE_SOURCES)}, not {self.candidates!r}")
+        if self.no_tool_queries and self.candidates != "retrieval":
+            raise ValueError("--no-tool-queries needs --candidates retrieval (their toolsets are retrieved)")
 
 
 @dataclass
@@ -82,6 +114,7 @@ class _Pool:
     tools: dict[str, Tool]
     neighbours: dict[str, list[str]]
     heldout: set[str]
+    retriever: CatalogueRetriever | None = None
 
 
 def _nearest(tools: dict[str, Tool], names: list[str], embed: Callable[[list[str]], np.ndarray]) -> dict[str, list[str]]:
@@ -100,18 +133,56 @@ def _nearest(tools: dict[str, Tool], names: list[str], embed: Callable[[list[str
     return result
 
 
-def _toolset(pool: _Pool, target: str, present: bool, weak: Tool | None, rng: random.Random, k: int,
-             training: bool, hidden: tuple[str, ...] = ()) -> tuple[list[dict[str, Any]], list[str]]:
-    """Shown tools (as dicts, shuffled) and the ranking target; ``hidden`` tools are never shown."""
-    allowed = [n for n in pool.neighbours[target] if not (training and n in pool.heldout) and n not in hidden]
-    head = ([target] if present else []) + ([weak.name] if weak is not None else [])
+def _toolset(pool: _Pool, target: str | None, present: bool, weak: Tool | None, rng: random.Random, k: int,
+             training: bool, hidden: tuple[str, ...] = (), query: str = "", strong: Tool | None = None
+             ) -> tuple[list[dict[str, Any]], list[str]]:
+    """Shown tools (as dicts, shuffled) and the ranking target; ``hidden`` tools are never shown.
+
+    ``strong`` is the target as shown (renamed in a neutral pair); ``target`` None is a query that needs no tool.
+    """
+    shown_target = strong if strong is not None else pool.tools[target] if target is not None else None
+    head_tools = ([shown_target] if present and shown_target is not None else []) + ([weak] if weak is not None else [])
+    head = [t.name for t in head_tools]
     need = k - len(head)
-    distractors = sorted(rng.sample(allowed[: max(need * 2, need)], need), key=allowed.index)
-    shown = [pool.tools[n] for n in head if n == target] + ([weak] if weak else []) + [pool.tools[n] for n in distractors]
+    if pool.retriever is not None:
+        exclude = {*hidden, *([target] if target else []), *(pool.heldout if training else ())}
+        distractors = pool.retriever.top(query, need, exclude, avoid_near=target)
+    else:
+        assert target is not None
+        allowed = [n for n in pool.neighbours[target] if not (training and n in pool.heldout) and n not in hidden]
+        distractors = sorted(rng.sample(allowed[: max(need * 2, need)], need), key=allowed.index)
+    shown = head_tools + [pool.tools[n] for n in distractors]
     ranking = head + [NO_TOOL] + distractors if present else [NO_TOOL] + distractors
     order = list(range(len(shown)))
     rng.shuffle(order)
     return [shown[i].to_dict() for i in order], ranking
+
+
+def add_neutral_version_hints(record: dict[str, Any], rng: random.Random) -> None:
+    """Version metadata that is no clue to the answer (in place; ``--neutral-pairs``).
+
+    A pair's newer side (version 2, superseding the other, which is deprecated half the time) is the strong or
+    the weak one by a coin toss; in other cases one shown tool, drawn uniformly, is marked deprecated (version 1)
+    or version 2. The selector must judge the tools themselves.
+    """
+    tools = {t["name"]: t for t in record["tools"]}
+    target = tools.get(record["expected"]) if record["expected"] else None
+    weak = tools.get(record.get("weak_variant", {}).get("name", ""))
+    if target is not None and weak is not None:
+        newer, older = rng.sample([target, weak], 2)
+        newer.update(version="2", supersedes=older["name"])
+        older["version"] = "1"
+        if rng.random() < 0.5:
+            older["deprecated"] = True
+        record["version_hints"] = "strong-supersedes-weak" if newer is target else "weak-supersedes-strong"
+        return
+    hinted = rng.choice(record["tools"])
+    if rng.random() < 0.5:
+        hinted.update(version="1", deprecated=True)
+        record["version_hints"] = "one-tool-deprecated"
+    else:
+        hinted["version"] = "2"
+        record["version_hints"] = "one-tool-v2"
 
 
 def add_version_hints(record: dict[str, Any], rng: random.Random) -> None:
@@ -140,6 +211,19 @@ def add_version_hints(record: dict[str, Any], rng: random.Random) -> None:
         record["version_hints"] = "distractor-v2"
 
 
+def _maybe_hint(record: dict[str, Any], config: SimulationConfig) -> None:
+    """Version metadata on a seeded share of the cases (:data:`SimulationConfig.version_hint_share`)."""
+    if config.version_hint_share > 0:
+        hint_rng = random.Random(f"{config.seed}:hints:{record['id']}")
+        if hint_rng.random() < config.version_hint_share:
+            (add_neutral_version_hints if config.neutral_pairs else add_version_hints)(record, hint_rng)
+
+
+def _no_tool_plan(config: SimulationConfig) -> list[tuple[str, str]]:
+    """The requests that need no tool, as (query, id), when the configuration asks for them."""
+    return [(q["query"], q["id"]) for q in load_no_tool_queries()] if config.no_tool_queries else []
+
+
 def _case_types(rng: random.Random, config: SimulationConfig) -> str:
     r = rng.random()
     return "pair" if r < config.pair_share else "weak" if r < config.pair_share + config.weak_share else "plain"
@@ -165,9 +249,15 @@ def generate_dataset(
         embed = lambda texts: embedder.embed_documents(texts, show_progress=True)  # noqa: E731
     rng = random.Random(config.seed)
     tools, queries, multi, by_tool, heldout = _query_plan(config, rng)
+    no_tool = _no_tool_plan(config)
     targets = sorted(by_tool)
     log(f"{len(tools)} tools, {len(targets)} with queries ({len(heldout)} held out); embedding tool texts...")
-    pool = _Pool(tools, _nearest(tools, sorted(set(targets) | {q.tool for q in multi}), embed), heldout)
+    if config.candidates == "retrieval":
+        texts = [q.query for qs in by_tool.values() for q in qs] + [q.query for q in multi] + [q for q, _ in no_tool]
+        log(f"retrieving each of {len(set(texts))} queries' candidates over the whole catalogue (dense + BM25)...")
+        pool = _Pool(tools, {}, heldout, CatalogueRetriever(tools, texts, embed, NEAR_DUPLICATE))
+    else:
+        pool = _Pool(tools, _nearest(tools, sorted(set(targets) | {q.tool for q in multi}), embed), heldout)
     taken = set(tools)
 
     cases: dict[str, list[dict[str, Any]]] = {"train": [], "dev": [], "test": []}
@@ -176,8 +266,19 @@ def generate_dataset(
         """Add the case(s) of one kind for query ``q`` (a pair adds two)."""
         training = split in ("train", "dev")
         variants: list[tuple[str, bool, Tool | None, list[str]]] = []
+        strong = None
+        if kind == "weak" and config.neutral_pairs:
+            weak, criteria = make_weak_variant(tools[q.tool], weak_from, taken, q.arguments, rename=False)
+            strong_name, weak_name = neutral_pair_names(q.tool, weak_from, taken)
+            strong, weak = replace(tools[q.tool], name=strong_name), replace(weak, name=weak_name)
+            if is_weaker(weak, strong):
+                taken.update((strong_name, weak_name))
+            else:  # a bare tool (one-word description, no arguments) has no weaker copy but its name
+                kind, strong = "plain", None
         if kind == "pair":
             variants = [("no-tool", False, None, []), ("tool-added", True, None, [])]
+        elif kind == "weak" and strong is not None:
+            variants = [("weak-to-strong", True, weak, criteria)]
         elif kind == "weak":
             weak, criteria = make_weak_variant(tools[q.tool], weak_from, taken, q.arguments)
             taken.add(weak.name)
@@ -187,12 +288,12 @@ def generate_dataset(
         else:
             variants = [(kind, True, None, [])]
         for case_type, present, weak, criteria in variants:
-            shown, ranking = _toolset(pool, q.tool, present, weak, rng, config.k, training, q.others)
+            shown, ranking = _toolset(pool, q.tool, present, weak, rng, config.k, training, q.others, q.query, strong)
             record = {
                 "id": f"{split}-{len(cases[split]):05d}",
                 "query": q.query,
                 "tools": shown,
-                "expected": q.tool if present else None,
+                "expected": (strong.name if strong is not None else q.tool) if present else None,
                 "ranking": ranking,
                 "scenario": scenario,
                 "case_type": case_type,
@@ -202,11 +303,17 @@ def generate_dataset(
             }
             if weak is not None:
                 record["weak_variant"] = {"name": weak.name, "criteria": criteria}
-            if config.version_hint_share > 0:
-                hint_rng = random.Random(f"{config.seed}:hints:{record['id']}")
-                if hint_rng.random() < config.version_hint_share:
-                    add_version_hints(record, hint_rng)
+            _maybe_hint(record, config)
             cases[split].append(record)
+
+    def emit_no_tool(split: str, query: str, query_id: str) -> None:
+        """A request that needs no tool, over the retriever's top k."""
+        shown, ranking = _toolset(pool, None, False, None, rng, config.k, split in ("train", "dev"), (), query)
+        record = {"id": f"{split}-{len(cases[split]):05d}", "query": query, "tools": shown, "expected": None,
+                  "ranking": ranking, "scenario": OUT_OF_SCOPE if split == "test" else None,
+                  "case_type": "no-tool", "target": None, "query_id": query_id, "source": "no-tool-queries"}
+        _maybe_hint(record, config)
+        cases[split].append(record)
 
     train_queries: list[SourceQuery] = []
     for name in targets:
@@ -235,6 +342,10 @@ def generate_dataset(
             multi_cases += 1
     if multi:
         log(f"{multi_cases} train queries from Seal-Tools multi-call queries (calls of held-out tools left out)")
+    for number, (query, query_id) in enumerate(no_tool):
+        emit_no_tool("test" if number % 10 == 0 else "dev" if number % 20 == 5 else "train", query, query_id)
+    if no_tool:
+        log(f"{len(no_tool)} requests that need no tool (train/data/no-tool-queries.jsonl)")
     # the seen-query tests of held-out tools pair with their training no-tool case
     for record in cases["test"]:
         if record["scenario"] == "seen_query_unseen_tool" and record["case_type"] == "plain":
@@ -272,6 +383,7 @@ def _write(out: Path, cases: dict[str, list[dict[str, Any]]], config: Simulation
         }
     stats["tools_in_toolsets"] = len(in_toolsets)
     stats["distinct_queries"] = len(distinct)
+    stats["shortcuts"] = shortcut_report(cases["train"])
     stats["tools_with_queries"] = len(targets)
     stats["heldout_tools"] = sorted(heldout)
 
@@ -323,6 +435,7 @@ def training_exposure(config: SimulationConfig) -> TrainingExposure:
     keep evaluation sets out of training: ``gentool_router_train.real_sets``)."""
     _, _, multi, by_tool, heldout = _query_plan(config, random.Random(config.seed))
     keys = {query_key(q.query) for qs in by_tool.values() for q in qs} | {query_key(q.query) for q in multi}
+    keys |= {query_key(q) for q, _ in _no_tool_plan(config)}
     return TrainingExposure(frozenset(keys), frozenset(heldout))
 
 
@@ -348,6 +461,7 @@ def _card(stats: dict[str, Any], config: SimulationConfig) -> str:
         f"| {scenario} | {n} | " + ", ".join(f"{k} {v}" for k, v in stats["splits"]["test"]["scenario_case_types"][scenario].items()) + " |"
         for scenario, n in stats["splits"]["test"]["scenarios"].items()
     )
+    sc = stats["shortcuts"]
     settings = "\n".join(f"- `{f.name}` = {getattr(config, f.name)}: {f.metadata['help']}" for f in fields(config))
     return f"""# GenTool simulated data
 
@@ -371,6 +485,15 @@ Tool text version {stats['tool_text_version']}.
 
 Tools with queries: {stats['tools_with_queries']} ({len(stats['heldout_tools'])} held out); distinct tools shown in
 toolsets (weak variants included): {stats['tools_in_toolsets']}; distinct queries: {stats['distinct_queries']}.
+
+## Shortcut check (train split)
+
+A logistic regression that sees only the two names of a weak-to-strong pair tells the strong one in
+{sc['names_only_pair_accuracy']:.1%} of {sc['weak_to_strong_pairs']} pairs; one that sees only their version fields, in
+{sc['hints_only_pair_accuracy']:.1%} of {sc['hinted_pairs']}; from one tool's version fields alone it ranks the answer
+above the other shown tools of the other hinted cases with ROC AUC {sc['hints_only_auc']:.3f} ({sc['hinted_tools']} tools).
+Chance is 50% and 0.5: a figure well above it is a giveaway the selector can learn instead of the task
+(`gentool_router_train.shortcuts`; `--neutral-pairs` removes them).
 
 ## Settings
 {settings}

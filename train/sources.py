@@ -13,7 +13,7 @@ from gentool_router.examples import example_queries
 from gentool_router.tools import Tool, valid_tool_name
 
 __all__ = ["SourceQuery", "DATA_DIR", "PUBLIC_EVAL_QUERIES", "load_sources", "load_multi_call_queries",
-           "public_eval_queries", "example_eval_queries", "query_key"]
+           "public_eval_queries", "example_eval_queries", "query_key", "load_no_tool_queries", "NO_TOOL_QUERIES"]
 
 DATA_DIR = Path(__file__).resolve().parent / "data"
 #: The queries of the public evaluation sets (BENCHMARKS.md), kept out of the generated data.
@@ -142,3 +142,12 @@ def load_sources(data_dir: Path = DATA_DIR, exclude: set[str] | None = None
             texts.add(query_key(q.query))
             unique.append(q)
     return tools, unique
+
+
+#: Requests that need no tool, written for this project (train/data/README.md).
+NO_TOOL_QUERIES = DATA_DIR / "no-tool-queries.jsonl"
+
+
+def load_no_tool_queries(path: Path = NO_TOOL_QUERIES) -> list[dict[str, str]]:
+    """The project's requests that need no tool (``id``, ``query``, ``category``), in file order."""
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]

@@ -14,9 +14,13 @@ from typing import Iterable
 
 from gentool_router.tools import Tool
 
-__all__ = ["make_weak_variant", "is_weaker", "CRITERIA"]
+__all__ = ["make_weak_variant", "is_weaker", "neutral_pair_names", "CRITERIA", "NEUTRAL_SUFFIXES"]
 
 CRITERIA = ("name", "description", "parameters", "returns")
+#: What a renamed copy of a tool gets appended, drawn alike for the strong and the weak side of a pair, so no
+#: suffix tells which side is which (``generate-data --neutral-pairs``).
+NEUTRAL_SUFFIXES = ("2", "_2", "V2", "_v2", "_alt", "_b", "Ex", "_new", "_x", "Pro", "Lite", "Basic", "Plus",
+                    "_legacy", "_one", "Tool")
 
 
 def _words_of_name(name: str) -> list[str]:
@@ -43,8 +47,19 @@ def _weak_name(name: str, taken: set[str]) -> str:
     return _unique((base if base != name else base + "Basic")[:60], taken)
 
 
-def make_weak_variant(tool: Tool, rng: random.Random, taken: set[str], needed_arguments: Iterable[str] = ()) -> tuple[Tool, list[str]]:
+def neutral_pair_names(name: str, rng: random.Random, taken: set[str]) -> tuple[str, str]:
+    """Names for the strong and the weak side of a pair made from the tool ``name``: one side keeps it, the other
+    gets a suffix from :data:`NEUTRAL_SUFFIXES`; which side keeps it is a coin toss, so a name alone is no clue."""
+    renamed = _unique(f"{name[:60]}{rng.choice(NEUTRAL_SUFFIXES)}", taken)
+    return (name, renamed) if rng.random() < 0.5 else (renamed, name)
+
+
+def make_weak_variant(tool: Tool, rng: random.Random, taken: set[str], needed_arguments: Iterable[str] = (),
+                      *, rename: bool = True) -> tuple[Tool, list[str]]:
     """A weaker copy of ``tool`` and the criteria applied (always ``description`` or ``parameters``).
+
+    With ``rename=False`` the copy keeps ``tool``'s name and ``name`` is never a criterion: the caller names both
+    sides (:func:`neutral_pair_names`).
 
     Args:
         tool: The strong tool.
@@ -60,11 +75,11 @@ def make_weak_variant(tool: Tool, rng: random.Random, taken: set[str], needed_ar
         "parameters": len(properties) >= 1,
         "returns": bool(tool.returns) and len(tool.returns) >= 2,
     }
-    chosen = [c for c in ("name", "description", "parameters", "returns") if c == "name" or can[c]]
+    chosen = [c for c in ("name", "description", "parameters", "returns") if (c == "name" and rename) or can.get(c)]
     chosen = [c for c in chosen if rng.random() < 0.5]
     core = [c for c in ("description", "parameters") if can[c]]
     if not any(c in core for c in chosen):
-        chosen.append(rng.choice(core) if core else "name")
+        chosen.append(rng.choice(core) if core else "name" if rename else "description")
     description = tool.description
     if "description" in chosen:
         keep = max(1, min(len(words) - 1, (len(words) + 1) // 2))
@@ -81,7 +96,10 @@ def make_weak_variant(tool: Tool, rng: random.Random, taken: set[str], needed_ar
     if "returns" in chosen and returns:
         fields = list(returns)
         returns = {k: returns[k] for k in fields[: len(fields) // 2]}
-    name = _weak_name(tool.name, taken) if "name" in chosen else _unique(f"{tool.name[:60]}_alt", taken)
+    if not rename:
+        name = tool.name
+    else:
+        name = _weak_name(tool.name, taken) if "name" in chosen else _unique(f"{tool.name[:60]}_alt", taken)
     weak = Tool(name, description, {"type": "object", "properties": properties, "required": required}, returns=returns)
     return weak, sorted(chosen, key=CRITERIA.index)
 
