@@ -127,6 +127,35 @@ def route_command(queries: Sequence[str], index_dir: Path, model_path: Path | No
         _print_route(route, as_json, explain)
 
 
+@main.command("serve")
+@click.option("--index", "index_dir", required=True, type=click.Path(path_type=Path),
+              help="Index folder written by `gentool-router index`.")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on (0.0.0.0: every interface).")
+@click.option("--port", default=8080, show_default=True, type=click.IntRange(min=0, max=65535),
+              help="Port to listen on (0: any free port, printed at start).")
+@click.option("--threads", "n_threads", type=click.IntRange(min=1),
+              help="CPU threads for the selector (default: the cores available).")
+@_friendly_errors
+def serve_command(index_dir: Path, host: str, port: int, n_threads: int | None) -> None:
+    """Serve routes over HTTP: POST /v1/route, POST /v1/route_batch, GET /healthz (see README, "Serve over HTTP").
+
+    Set GENTOOL_ROUTER_ADMIN_TOKEN to enable POST /v1/tools and DELETE /v1/tools/NAME with that bearer token.
+    """
+    import os
+
+    try:
+        from .serve import ADMIN_TOKEN_ENV, run
+    except ImportError as exc:
+        if (exc.name or "").split(".")[0] not in ("starlette", "uvicorn"):
+            raise
+        raise click.ClickException('serve needs the "serve" extra: pip install "gentool-router[serve]"') from exc
+    from .router import ToolRouter
+
+    router = ToolRouter.load(index_dir, n_threads=n_threads)
+    run(router, host=host, port=port, admin_token=os.environ.get(ADMIN_TOKEN_ENV) or None, log=click.echo,
+        source=str(index_dir))
+
+
 @main.command("calibrate")
 @click.argument("labels", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--index", "index_dir", required=True, type=click.Path(path_type=Path),
@@ -507,10 +536,7 @@ def parity_command(run_dir: Path, cases: Path, gguf_files: tuple[Path, ...], lor
 
 def _print_route(route: Any, as_json: bool, explain: bool = False) -> None:
     if as_json:
-        data = route.to_dict()
-        if explain:
-            data["explanation"] = route.explanation
-        click.echo(json.dumps(data, ensure_ascii=False))
+        click.echo(json.dumps(route.to_dict(explanation=explain), ensure_ascii=False))
         return
     t = route.timings
     best = route.ranking[0]

@@ -107,9 +107,10 @@ class Route:
         """The chosen tool's name, or ``generate_response``."""
         return self.tool.name if self.tool is not None else NO_TOOL
 
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready form (used by ``gentool-router route --json``)."""
-        return {
+    def to_dict(self, *, explanation: bool = False) -> dict[str, Any]:
+        """JSON-ready form (what ``route --json`` prints and ``serve`` returns); ``explanation`` adds
+        :attr:`explanation` (``--explain``), left out by default because it is most of the size."""
+        data: dict[str, Any] = {
             "query": self.query,
             "tool": self.tool.name if self.tool is not None else None,
             "ranking": [asdict(c) for c in self.ranking],
@@ -123,3 +124,6 @@ class Route:
             "fallback_reason": self.fallback_reason,
             "decided_by": self.decided_by,
         }
+        if explanation:
+            data["explanation"] = self.explanation
+        return data

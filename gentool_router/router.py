@@ -81,14 +81,9 @@ class ToolRouter:
         decision: DecisionSetting = DEFAULT_DECISION,
         hybrid: bool = True,
     ) -> None:
-        if isinstance(k, bool) or not isinstance(k, int) or k < 1:
-            raise ConfigError(f"k must be a positive integer, got {k!r}")
+        _check_k(k, selector)
         if on_selector_error not in ("retrieval", "raise"):
             raise ConfigError(f"on_selector_error must be 'retrieval' or 'raise', got {on_selector_error!r}")
-        limit = _candidate_limit(selector)
-        if limit is not None and k > limit:
-            raise ConfigError(f"k = {k} is more than the {limit} candidates the selector scores per query: "
-                              f"use k <= {limit}")
         self.index = index
         self.k = k
         self.hybrid = bool(hybrid)
@@ -140,17 +135,20 @@ class ToolRouter:
         return self._selector
 
     # ------------------------------------------------------------- routing
-    def route(self, query: str, *, exclude: Iterable[str] = ()) -> Route:
+    def route(self, query: str, *, exclude: Iterable[str] = (), k: int | None = None) -> Route:
         """Route one query: the chosen tool (or None), the full ranking, the candidates and timings.
 
         ``exclude``: tools of the catalogue to leave out for this query only (ones the agent cannot call now).
+        ``k``: candidates for this query only (default: the router's :attr:`k`), so threads sharing one router
+        (an HTTP service) need not change it.
         """
-        return self.route_batch([query], exclude=exclude)[0]
+        return self.route_batch([query], exclude=exclude, k=k)[0]
 
-    def route_batch(self, queries: Sequence[str], *, exclude: Iterable[str] = ()) -> list[Route]:
+    def route_batch(self, queries: Sequence[str], *, exclude: Iterable[str] = (), k: int | None = None) -> list[Route]:
         """Route several queries; their embeddings are computed in one call."""
         if isinstance(queries, (str, bytes)):
             raise QueryError("route_batch takes a list of queries, got a single string: use route()")
+        k = self.k if k is None else _check_k(k, self._selector)
         queries = [_clean_query(q) for q in queries]
         if not queries:
             return []
@@ -162,36 +160,37 @@ class ToolRouter:
         for query, vector in zip(queries, vectors):
             start = time.perf_counter()
             # the nearest STATS_DEPTH tools set this catalogue's scale for the query (evidence.py)
-            nearest = self.index.search_vectors(vector[None, :], max(self.k, STATS_DEPTH) + len(excluded))[0]
-            nearest = [s for s in nearest if s.tool.name not in excluded][: max(self.k, STATS_DEPTH)]
+            nearest = self.index.search_vectors(vector[None, :], max(k, STATS_DEPTH) + len(excluded))[0]
+            nearest = [s for s in nearest if s.tool.name not in excluded][: max(k, STATS_DEPTH)]
             if not nearest:
                 raise CatalogError("every tool of the catalogue is excluded for this query")
             lexical = self.index.lexical().match(query) if self.hybrid else None  # read again by the evidence
-            found = self._candidates(vector, nearest, excluded, lexical)
+            found = self._candidates(vector, nearest, excluded, lexical, k)
             search_seconds = time.perf_counter() - start
             routes.append(self._select(query, found, embed_each, search_seconds, [s.score for s in nearest], excluded,
                                        vector, lexical))
         return routes
 
     def _candidates(self, vector: Any, nearest: list[ScoredTool], excluded: frozenset[str],
-                    lexical: LexicalMatch | None) -> list[ScoredTool]:
+                    lexical: LexicalMatch | None, k: int) -> list[ScoredTool]:
         """The dense top k; with ``hybrid``, BM25's top tool takes the last place when the embedding missed it
         (words an embedding blurs: an ID format, a product name; BENCHMARKS.md, "Real catalogues")."""
-        found = nearest[: self.k]
-        if lexical is None or self.k < 2:
+        found = nearest[:k]
+        if lexical is None or k < 2:
             return found
         lexical_name, _ = lexical.best(excluded)
         if lexical_name is None or any(s.tool.name == lexical_name for s in found):
             return found
         extra = self.index.scored(lexical_name, vector)
-        return found if extra is None else [*found[: self.k - 1], extra]
+        return found if extra is None else [*found[: k - 1], extra]
 
-    async def aroute(self, query: str) -> Route:
+    async def aroute(self, query: str, *, exclude: Iterable[str] = (), k: int | None = None) -> Route:
         """:meth:`route` in a worker thread, so an event loop is never blocked by the model."""
-        return await asyncio.to_thread(self.route, query)
+        return await asyncio.to_thread(self.route, query, exclude=exclude, k=k)
 
-    async def aroute_batch(self, queries: Sequence[str]) -> list[Route]:
-        return await asyncio.to_thread(self.route_batch, queries)
+    async def aroute_batch(self, queries: Sequence[str], *, exclude: Iterable[str] = (),
+                           k: int | None = None) -> list[Route]:
+        return await asyncio.to_thread(self.route_batch, queries, exclude=exclude, k=k)
 
     def _select(self, query: str, found: list[ScoredTool], embed_s: float, search_s: float,
                 similarities: Sequence[float], excluded: frozenset[str] = frozenset(), vector: Any = None,
@@ -416,6 +415,17 @@ class ToolRouter:
 
     def __repr__(self) -> str:
         return f"ToolRouter({len(self.index)} tools, k={self.k})"
+
+
+def _check_k(k: Any, selector: Selector | None) -> int:
+    """``k`` if it is a positive integer the selector can score that many candidates of, else a ConfigError."""
+    if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+        raise ConfigError(f"k must be a positive integer, got {k!r}")
+    limit = _candidate_limit(selector)
+    if limit is not None and k > limit:
+        raise ConfigError(f"k = {k} is more than the {limit} candidates the selector scores per query: "
+                          f"use k <= {limit}")
+    return k
 
 
 def _candidate_limit(selector: Selector | None) -> int | None:
