@@ -24,10 +24,12 @@ from .errors import (
     QueryError,
     SelectorError,
     ToolValidationError,
+    VectorStoreError,
 )
 from .decision import DecisionMismatchError, DecisionModel
 from .evidence import RouteEvidence
 from .index import ToolIndex
+from .index_base import BaseToolIndex
 from .results import Candidate, Choice, Route, Selection, StageTimings
 from .router import ToolRouter
 from .selector import LlamaSelector, RetrievalSelector
@@ -39,6 +41,7 @@ __version__ = "0.1.0"
 __all__ = [
     "ToolRouter",
     "ToolIndex",
+    "BaseToolIndex",
     "ToolCatalog",
     "Tool",
     "LlamaSelector",
@@ -63,6 +66,7 @@ __all__ = [
     "SelectorError",
     "ConfigError",
     "OverwriteRefusedError",
+    "VectorStoreError",
     "DecisionModel",
     "DecisionMismatchError",
     "RouteEvidence",

@@ -156,6 +156,77 @@ def serve_command(index_dir: Path, host: str, port: int, n_threads: int | None) 
         source=str(index_dir))
 
 
+@main.command("mcp-gateway")
+@click.option("--config", "config_path", required=True, type=click.Path(dir_okay=False, path_type=Path),
+              help='The MCP servers to serve: {"mcpServers": {NAME: {"command", "args"} or {"url"}}} '
+                   '(README, "MCP gateway").')
+@click.option("--transport", type=click.Choice(["stdio", "streamable-http"]), default="stdio", show_default=True,
+              help="How clients reach the gateway: stdio (the client starts it) or streamable HTTP at HOST:PORT/mcp.")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address for streamable HTTP.")
+@click.option("--port", default=8000, show_default=True, type=click.IntRange(min=0, max=65535),
+              help="Port for streamable HTTP (0: any free port, printed at start).")
+@click.option("--index", "index_dir", type=click.Path(file_okay=False, path_type=Path),
+              help="Keep the index here: reused while the servers' tools stay the same (with a decision model "
+                   "from `calibrate`), rebuilt when they change.")
+@click.option("--retrieval-only", is_flag=True,
+              help="Route by embedding similarity alone, without the selector model: fast, never 'no tool'.")
+@click.option("--connect-timeout", type=click.FloatRange(min=0, min_open=True), default=30.0, show_default=True,
+              help="Seconds each server has to start and list its tools.")
+@click.option("--model", "model_path", type=click.Path(dir_okay=False, path_type=Path),
+              help="Selector GGUF (default: the packaged GenTool selector's base model).")
+@click.option("--adapter", "adapter_path", type=click.Path(dir_okay=False, path_type=Path),
+              help="GGUF LoRA adapter applied over --model.")
+@click.option("--threads", "n_threads", type=click.IntRange(min=1),
+              help="CPU threads for the selector (default: the cores available).")
+@click.option("--gpu-layers", "n_gpu_layers", type=click.IntRange(min=0), default=None,
+              help="Layers to offload to a GPU (needs a GPU build of llama-cpp-python).")
+@click.option("-k", "--k", "k", type=click.IntRange(min=1, max=64), default=None,
+              help="Candidates find_tools ranks by default (default 5, or the index's setting).")
+@click.option("--decision", "decision_path", type=click.Path(dir_okay=False, path_type=Path),
+              help="Decision model file from `gentool-router calibrate --out`.")
+@click.option("--no-decision", is_flag=True, help="Let the selector's own no-tool threshold decide.")
+@_friendly_errors
+def mcp_gateway_command(config_path: Path, transport: str, host: str, port: int, index_dir: Path | None,
+                        retrieval_only: bool, connect_timeout: float, model_path: Path | None,
+                        adapter_path: Path | None, n_threads: int | None, n_gpu_layers: int | None, k: int | None,
+                        decision_path: Path | None, no_decision: bool) -> None:
+    """Serve MCP in front of your MCP servers: find_tools routes a request, call_tool forwards to the tool's server.
+
+    Logs go to stderr (over stdio, stdout is the MCP channel).
+    """
+    try:
+        from .mcp_gateway import build_router, load_config, run
+    except ImportError as exc:
+        if (exc.name or "").split(".")[0] not in ("mcp", "anyio", "httpx", "uvicorn", "starlette", "pydantic"):
+            raise
+        raise click.ClickException('mcp-gateway needs the "mcp" extra: pip install "gentool-router[mcp]"') from exc
+    if retrieval_only and (model_path or adapter_path or decision_path):
+        raise click.UsageError("--retrieval-only uses no selector model: leave out --model, --adapter and --decision")
+    servers = load_config(config_path)  # every problem of the file before anything starts
+    options: dict[str, Any] = dict(model_path=model_path, adapter_path=adapter_path, n_threads=n_threads,
+                                   n_gpu_layers=n_gpu_layers or 0,
+                                   decision=_decision_setting(decision_path, no_decision))
+    if k is not None:
+        options["k"] = k
+    if retrieval_only:
+        from .selector import RetrievalSelector
+
+        options["selector"] = RetrievalSelector()
+
+    def log(line: str) -> None:
+        click.echo(line, err=True)
+
+    import logging
+
+    # warnings and errors, one plain line each on stderr (before the MCP SDK sets up its own, wrapped at 80 columns)
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setLevel(logging.WARNING)  # also for libraries that set their own loggers to DEBUG
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s", handlers=[handler])
+    run(servers, lambda tools: build_router(tools, index_dir, **options), transport=transport, host=host, port=port,
+        connect_timeout=connect_timeout, log=log)
+    log("Stopped")
+
+
 @main.command("calibrate")
 @click.argument("labels", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--index", "index_dir", required=True, type=click.Path(path_type=Path),

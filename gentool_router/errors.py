@@ -19,6 +19,7 @@ __all__ = [
     "SelectorError",
     "ConfigError",
     "OverwriteRefusedError",
+    "VectorStoreError",
 ]
 
 
@@ -64,3 +65,8 @@ class ConfigError(GentoolError, ValueError):
 
 class OverwriteRefusedError(GentoolError, FileExistsError):
     """A save would replace a folder that holds something other than an earlier artefact of the same kind."""
+
+
+class VectorStoreError(GentoolError):
+    """A vector database behind :class:`~gentool_router.vectorstore.VectorStoreIndex` failed (unreachable, locked,
+    refused a write): the store's own error, in one line naming the store and the operation."""

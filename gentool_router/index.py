@@ -15,7 +15,6 @@ from __future__ import annotations
 import json
 import os
 import threading
-from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 from typing import Any, Iterable, Mapping
@@ -25,6 +24,7 @@ import numpy as np
 from .catalog import ToolCatalog
 from .embedder import Embedder, MiniLMEmbedder
 from .errors import CatalogError, ConfigError, IndexFormatError, IndexMismatchError, OverwriteRefusedError
+from .index_base import BaseToolIndex, ScoredTool
 from .lexical import LexicalIndex
 from .persistence import atomic_folder, recover_interrupted_save, sha256_file
 from .poison import DEFAULT_POLICY, SUSPICIOUS_POLICIES, SuspiciousPolicy
@@ -42,23 +42,6 @@ FORMAT_VERSION = 1
 PROGRESS_THRESHOLD = 256
 
 
-@dataclass(frozen=True)
-class ScoredTool:
-    """A retrieved tool, its cosine similarity to the query and its canonical text.
-
-    ``text`` is read under the index lock together with the tool, so a route never looks a tool up again
-    after a concurrent ``remove`` (it defaults to :func:`render_tool` of ``tool``, for callers that build one).
-    """
-
-    tool: Tool
-    score: float
-    text: str = ""
-
-    def __post_init__(self) -> None:
-        if not self.text:
-            object.__setattr__(self, "text", render_tool(self.tool))
-
-
 def _faiss() -> Any:
     import faiss
 
@@ -72,7 +55,7 @@ def package_version() -> str:
         return "0+unknown"
 
 
-class ToolIndex:
+class ToolIndex(BaseToolIndex):
     """Tools, their embeddings and a FAISS index with stable ids.
 
     Args:

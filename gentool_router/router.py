@@ -1,7 +1,8 @@
 """The router: retrieve candidate tools, let the GenTool selector pick one or none.
 
 The path of one query: :meth:`ToolRouter.route` → :meth:`ToolIndex.search_vectors` (embed + FAISS top-k,
-``index.py``) → :meth:`LlamaSelector.select` (one llama.cpp forward pass, ``selector.py``) → :class:`Route`
+``index.py``; or any other :class:`~gentool_router.index_base.BaseToolIndex`, such as a vector database through
+``vectorstore.py``) → :meth:`LlamaSelector.select` (one llama.cpp forward pass, ``selector.py``) → :class:`Route`
 (``results.py``).
 """
 
@@ -19,8 +20,9 @@ from .catalog import ToolCatalog
 from .embedder import Embedder
 from .errors import CatalogError, ConfigError, GentoolError, IndexFormatError, QueryError, SelectorError
 from .index import ScoredTool, ToolIndex
+from .index_base import BaseToolIndex
 from .lexical import LexicalMatch
-from .poison import SuspiciousPolicy
+from .poison import DEFAULT_POLICY, SuspiciousPolicy
 from .prompt import MAX_CANDIDATES
 from .decision import DecisionModel, default_decision, selector_identity
 from .evidence import STATS_DEPTH, CandidateEvidence, RouteEvidence, similarity_stats
@@ -30,6 +32,8 @@ from .selector import LlamaSelector, RetrievalSelector, Selector
 from .tools import NO_TOOL
 
 if TYPE_CHECKING:
+    from langchain_core.vectorstores import VectorStore
+
     from .langchain import ToolRouterRetriever, ToolRouterRunnable
 
 __all__ = ["ToolRouter", "ROUTER_FILE", "DEFAULT_K"]
@@ -54,7 +58,9 @@ class ToolRouter:
     """Routes a query to the best tool of a catalogue, or to none.
 
     Args:
-        index: The tool index (catalogue + embeddings).
+        index: The tool index (catalogue + embeddings): a :class:`ToolIndex` (FAISS, the default) or any
+            :class:`~gentool_router.index_base.BaseToolIndex`, such as a
+            :class:`~gentool_router.vectorstore.VectorStoreIndex` over a vector database.
         selector: Picks among retrieved candidates; defaults to :class:`LlamaSelector` with the default
             model, created on first use.
         k: Candidates retrieved per query (default 5).
@@ -72,7 +78,7 @@ class ToolRouter:
 
     def __init__(
         self,
-        index: ToolIndex,
+        index: BaseToolIndex,
         selector: Selector | None = None,
         *,
         k: int = DEFAULT_K,
@@ -124,6 +130,47 @@ class ToolRouter:
         options = _selector_options(model_path, adapter_path, n_threads, n_gpu_layers)
         return cls(index, selector, k=k, on_selector_error=on_selector_error, selector_options=options,
                    decision=decision)
+
+    @classmethod
+    def from_vectorstore(
+        cls,
+        store: "VectorStore",
+        tools: Iterable[Any] | ToolCatalog | None = None,
+        *,
+        reader: Any = None,
+        selector: Selector | None = None,
+        model_path: str | os.PathLike[str] | None = None,
+        adapter_path: str | os.PathLike[str] | None = None,
+        n_threads: int | None = None,
+        n_gpu_layers: int = 0,
+        k: int = DEFAULT_K,
+        on_selector_error: Fallback = "retrieval",
+        show_progress: bool | None = None,
+        suspicious: SuspiciousPolicy | None = None,
+        decision: DecisionSetting = DEFAULT_DECISION,
+        hybrid: bool = True,
+    ) -> "ToolRouter":
+        """A router over the tools in a LangChain vector store (``vectorstore.py``; e.g.
+        :func:`~gentool_router.vectorstore.qdrant_store`), adding ``tools`` to it first when given.
+
+        Without ``tools`` the store must hold a catalogue already (a replica opening a store another process built);
+        an empty one is a :class:`CatalogError` (a wrong collection name, most often). The other arguments are
+        those of :meth:`from_tools`; ``reader``: see :class:`~gentool_router.vectorstore.VectorStoreIndex`.
+        """
+        from .vectorstore import VectorStoreIndex
+
+        if tools is not None:
+            index = VectorStoreIndex.build(tools, store, show_progress=show_progress, suspicious=suspicious,
+                                           reader=reader)
+        else:
+            index = VectorStoreIndex(store, suspicious=suspicious or DEFAULT_POLICY, reader=reader,
+                                     show_progress=show_progress)
+            if len(index) == 0:
+                raise CatalogError(f"{index!r} holds no tools: give tools= to add a catalogue (or check the "
+                                   "collection name)")
+        options = _selector_options(model_path, adapter_path, n_threads, n_gpu_layers)
+        return cls(index, selector, k=k, on_selector_error=on_selector_error, selector_options=options,
+                   decision=decision, hybrid=hybrid)
 
     @property
     def selector(self) -> Selector:
