@@ -136,12 +136,16 @@ def run(router: ToolRouter, *, host: str = "127.0.0.1", port: int = 8080, admin_
 
     uvicorn shuts down gracefully on the signal: it stops accepting, lets running requests finish, then returns
     (after SIGTERM it raises the signal again, so the process ends as terminated by it, as process managers expect).
-    A port in use is an ``OSError`` naming the address, raised before anything is served.
+    A port in use is an ``OSError`` naming the address, raised before the warm-up loads the models.
     """
     import uvicorn
 
-    router.route("warm-up")  # loads the selector, the decision model and the query embedder now, not on request 1
-    listener = _listen(host, port)
+    listener = _listen(host, port)  # first: a port in use is an error before seconds of model loading
+    try:
+        router.route("warm-up")  # loads the selector, the decision model and the query embedder now, not on request 1
+    except BaseException:
+        listener.close()
+        raise
     app = create_app(router, admin_token=admin_token)
     bound = listener.getsockname()
     address = f"[{bound[0]}]" if listener.family == socket.AF_INET6 else bound[0]
