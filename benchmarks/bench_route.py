@@ -3,6 +3,9 @@
 Run with the machine quiet (llama.cpp's threads collapse when a core is busy elsewhere):
 
     .venv/bin/python benchmarks/bench_route.py --seal-tools ../shared/data/seal-tools
+    # batched (all candidates of a route in one llama.cpp decode) against sequential (one decode per candidate),
+    # the same routes, at k = 5 and 64, and 8 queries' candidates in one call against one by one:
+    .venv/bin/python benchmarks/bench_route.py --sizes 1000 --queries 30 --k 5 64 --compare --query-batch 8
 
 Catalogues: the 4,074 Seal-Tools tools with valid names; the 10,000-tool catalogue adds renamed copies
 (``name_2``, ``name_3``) of them: retrieval cost depends on the count, not on the texts being distinct.
@@ -52,19 +55,44 @@ def main() -> None:
     parser.add_argument("--seal-tools", type=Path, default=Path(__file__).resolve().parents[2] / "shared/data/seal-tools")
     parser.add_argument("--queries", type=int, default=60)
     parser.add_argument("--sizes", type=int, nargs="+", default=[1000, 10000])
+    parser.add_argument("--k", type=int, nargs="+", default=[5], help="candidates per route (one pass each)")
+    parser.add_argument("--compare", action="store_true",
+                        help="route every query twice, batched and sequential selector scoring (same routes)")
+    parser.add_argument("--query-batch", type=int, default=0,
+                        help="also time N queries' candidates scored in one call (select_batch) against one by one")
+    parser.add_argument("--no-cold-start", action="store_true", help="skip the cold-start runs")
+    parser.add_argument("--no-flash-attn", action="store_true",
+                        help="llama.cpp without flash attention (the sequential path then scores as before batching)")
     args = parser.parse_args()
 
     tools = load_tools(args.seal_tools)
     queries = [json.loads(l)["query"] for l in (args.seal_tools / "test_in_domain.jsonl").open()
                if "easy" in json.loads(l)["id"]][: args.queries]
     embedder = MiniLMEmbedder()
-    selector = LlamaSelector()
-    print(f"selector threads: {selector.n_threads}")
+    selector = LlamaSelector(flash_attn=not args.no_flash_attn)
+    scoring = "batched and sequential" if args.compare else "batched"
+    print(f"selector threads: {selector.n_threads}; scoring: {scoring}; "
+          f"flash attention {'off' if args.no_flash_attn else 'on'}")
+    gaps: dict[str, tuple[float, ...] | None] = {"last": None}
+    select = selector.select
+
+    def recording_select(*a, **kw):  # keeps each route's logit gaps for the comparison
+        selection = select(*a, **kw)
+        gaps["last"] = selection.logit_gaps
+        return selection
+
+    selector.select = recording_select  # type: ignore[method-assign]
 
     token_counts = [len(selector.tokenize(render_tool(t), False)) for t in tools]
     print(f"tool text tokens over {len(tools)} Seal-Tools tools: mean {statistics.mean(token_counts):.1f}, "
-          f"p50 {percentile(token_counts, 50)}, p95 {percentile(token_counts, 95)}, max {max(token_counts)}")
+          f"p50 {percentile(token_counts, 50)}, p95 {percentile(token_counts, 95)}, max {max(token_counts)}; "
+          f"cached prefix {selector.prompt_token_count('x', [])[1]} tokens")
+    for n in (128, 256, 512):
+        best = min(selector.one_batch_seconds(n) for _ in range(3))
+        print(f"llama.cpp one batch of {n} tokens (one sequence, after the cached prefix): "
+              f"{best * 1000:.1f} ms = {n / best:.0f} tokens/s")
 
+    paths = {"batched": True, "sequential": False} if args.compare else {"batched": True}
     for size in args.sizes:
         cat = catalogue(tools, size)
         start = time.perf_counter()
@@ -72,27 +100,41 @@ def main() -> None:
         build = time.perf_counter() - start
         backend = "sentence-transformers" if "sentence_transformers" in sys.modules else "numpy"
         print(f"\n== {size} tools: index build {build:.1f} s = {size / build:.0f} tools/s ({backend})")
-        router = ToolRouter(index, selector, k=5)
-        router.route(queries[0])  # warm the prefix cache
-        rows = []
-        for query in queries:
-            route = router.route(query)
-            prompt = build_prompt(route.query, [c.name for c in route.candidates],
-                                  [index.tool_text(c.name) for c in route.candidates])
-            bare = selector.evaluate_tokens(*encode_prompt(prompt, selector.tokenize))
-            rows.append((route.timings, route.prompt_tokens, bare))
-        for stage in ("embed", "search", "select", "total"):
-            values = [getattr(t, stage) * 1000 for t, _, _ in rows]
-            print(f"  {stage:6s} p50 {percentile(values, 50):8.1f} ms   p95 {percentile(values, 95):8.1f} ms")
-        share = [(t.embed + t.search) / t.total for t, _, _ in rows]
-        tokens = [n for _, n, _ in rows]
-        ratio = [t.select / bare for t, _, bare in rows]
-        print(f"  retrieval share of route time: median {statistics.median(share):.1%}, max {max(share):.1%}")
-        print(f"  uncached prompt tokens: mean {statistics.mean(tokens):.0f}, p95 {percentile(tokens, 95)}, "
-              f"max {max(tokens)}; cached prefix {selector.prompt_token_count('x', [])[1]}")
-        print(f"  select time / bare llama.cpp eval of the same tokens: median {statistics.median(ratio):.3f}, "
-              f"p95 {percentile(ratio, 95):.3f}")
-        if size == args.sizes[0]:
+        for k in args.k:
+            router = ToolRouter(index, selector, k=k)
+            router.route(queries[0])  # warm the prefix cache
+            rows: dict[str, list] = {name: [] for name in paths}
+            differences, changed = [], 0
+            for query in queries:
+                chosen = {}
+                for name, batched in paths.items():
+                    selector.batched = batched
+                    route = router.route(query)
+                    prompt = build_prompt(route.query, [c.name for c in route.candidates],
+                                          [index.tool_text(c.name) for c in route.candidates])
+                    bare = selector.evaluate_tokens(*encode_prompt(prompt, selector.tokenize))
+                    rows[name].append((route.timings, route.prompt_tokens, bare))
+                    chosen[name] = (route.tool.name if route.tool is not None else None, gaps["last"])
+                selector.batched = True
+                if args.compare:
+                    (a, gaps_a), (b, gaps_b) = chosen["batched"], chosen["sequential"]
+                    changed += a != b
+                    if gaps_a is not None and gaps_b is not None:
+                        differences.append(max((abs(x - y) for x, y in zip(gaps_a, gaps_b)), default=0.0))
+            print(f" -- k = {k}")
+            for name, path_rows in rows.items():
+                report(name, path_rows)
+            if args.compare:
+                print(f"  batched vs sequential: {changed} of {len(queries)} routes change their decision "
+                      f"(chosen tool or none); largest |logit gap difference| "
+                      f"{max(differences, default=0.0):.4f} (median {statistics.median(differences or [0.0]):.4f})")
+                b = percentile([t.select for t, _, _ in rows["batched"]], 50)
+                s = percentile([t.select for t, _, _ in rows["sequential"]], 50)
+                print(f"  select p50 sequential / batched: {s / b:.2f}x")
+            if args.query_batch > 1:
+                compare_query_batches(router, queries, args.query_batch, selector)
+        if size == args.sizes[0] and not args.no_cold_start:
+            router = ToolRouter(index, selector, k=args.k[0])
             with tempfile.TemporaryDirectory() as folder:
                 router.save(Path(folder) / "idx")
                 exe = Path(sys.executable).with_name("gentool-router")
@@ -105,6 +147,46 @@ def main() -> None:
                 print(f"  cold start `gentool-router route` over the saved index: "
                       + ", ".join(f"{w:.2f} s" for w in walls))
 
+
+def report(name: str, rows: list) -> None:
+    print(f"  [{name}]")
+    for stage in ("embed", "search", "select", "total"):
+        values = [getattr(t, stage) * 1000 for t, _, _ in rows]
+        print(f"  {stage:6s} p50 {percentile(values, 50):8.1f} ms   p95 {percentile(values, 95):8.1f} ms")
+    share = [(t.embed + t.search) / t.total for t, _, _ in rows]
+    tokens = [n for _, n, _ in rows]
+    ratio = [t.select / bare for t, _, bare in rows]
+    rate = [n / t.select for t, n, _ in rows]
+    print(f"  retrieval share of route time: median {statistics.median(share):.1%}, max {max(share):.1%}")
+    print(f"  uncached prompt tokens: mean {statistics.mean(tokens):.0f}, p95 {percentile(tokens, 95)}, "
+          f"max {max(tokens)}")
+    print(f"  effective routing throughput (uncached tokens / select time): median {statistics.median(rate):.0f} "
+          f"tokens/s, overall {sum(tokens) / sum(t.select for t, _, _ in rows):.0f} tokens/s")
+    print(f"  select time / bare llama.cpp eval of the same tokens: median {statistics.median(ratio):.3f}, "
+          f"p95 {percentile(ratio, 95):.3f}")
+
+
+def compare_query_batches(router: ToolRouter, queries: list[str], size: int, selector: LlamaSelector) -> None:
+    """Select time per query: each query's candidates alone (batched within the route) or ``size`` queries'
+    candidates scored in one select_batch call, over the same candidates."""
+    requests = []
+    for query in queries:
+        route = router.route(query)
+        names = [c.name for c in route.candidates]
+        requests.append((route.query, names, [router.index.tool_text(n) for n in names],
+                         [c.retrieval_score for c in route.candidates]))
+    alone, together = [], []
+    for start in range(0, len(requests) - size + 1, size):
+        chunk = requests[start:start + size]
+        t0 = time.perf_counter()
+        for request in chunk:
+            selector.select(*request)
+        alone.append((time.perf_counter() - t0) / size)
+        t0 = time.perf_counter()
+        selector.select_batch(chunk)
+        together.append((time.perf_counter() - t0) / size)
+    print(f"  {size} queries a call, select time per query: one by one p50 {percentile(alone, 50) * 1000:.1f} ms, "
+          f"select_batch p50 {percentile(together, 50) * 1000:.1f} ms ({len(alone)} chunks)")
 
 if __name__ == "__main__":
     main()
