@@ -24,7 +24,7 @@ import numpy as np
 from .catalog import ToolCatalog
 from .embedder import Embedder, MiniLMEmbedder
 from .errors import CatalogError, ConfigError, IndexFormatError, IndexMismatchError, OverwriteRefusedError
-from .index_base import BaseToolIndex, ScoredTool
+from .index_base import BaseToolIndex, ScoredTool, check_k
 from .lexical import LexicalIndex
 from .persistence import atomic_folder, recover_interrupted_save, sha256_file
 from .poison import DEFAULT_POLICY, SUSPICIOUS_POLICIES, SuspiciousPolicy
@@ -139,18 +139,6 @@ class ToolIndex(BaseToolIndex):
             self._next_id += len(new_tools)
             return ids.tolist()
 
-    def _check_new_names(self, names: list[str]) -> None:
-        """Refuse names already in the index or given twice (one pass: catalogues may hold 100,000 tools)."""
-        seen: set[str] = set()
-        clashes: set[str] = set()
-        with self._lock:
-            for name in names:
-                if name in seen or name in self._ids:
-                    clashes.add(name)
-                seen.add(name)
-        if clashes:
-            raise CatalogError(f"tool names already in the index or given twice: {', '.join(sorted(clashes))}")
-
     def remove(self, names: Iterable[str]) -> None:
         """Remove tools by name; unknown names are an error and nothing is removed."""
         names = list(names)
@@ -172,8 +160,7 @@ class ToolIndex(BaseToolIndex):
 
     def search_vectors(self, vectors: np.ndarray, k: int) -> list[list[ScoredTool]]:
         """Nearest tools for each row of ``vectors`` (already embedded queries)."""
-        if isinstance(k, bool) or not isinstance(k, int) or k < 1:
-            raise ConfigError(f"k must be a positive integer, got {k!r}")
+        check_k(k)
         vectors = _checked_vectors(vectors, len(vectors), self._faiss_index.d, self.embedder)
         with self._lock:
             if len(self) == 0:

@@ -23,7 +23,7 @@ import numpy as np
 
 from .catalog import ToolCatalog
 from .embedder import Embedder
-from .errors import ConfigError
+from .errors import CatalogError, ConfigError
 from .lexical import LexicalIndex
 from .poison import SuspiciousPolicy
 from .tool_text import render_tool
@@ -68,6 +68,17 @@ class BaseToolIndex(ABC):
     embedder: Embedder
 
     # ------------------------------------------------------------- editing
+    def _check_new_names(self, names: list[str]) -> None:
+        """Refuse names already in the index or given twice (one pass: catalogues may hold 100,000 tools)."""
+        seen: set[str] = set()
+        clashes: set[str] = set()
+        for name in names:
+            if name in seen or name in self:
+                clashes.add(name)
+            seen.add(name)
+        if clashes:
+            raise CatalogError(f"tool names already in the index or given twice: {', '.join(sorted(clashes))}")
+
     @abstractmethod
     def add(self, tools: Iterable[Any], *, show_progress: bool | None = None) -> list[Any]:
         """Add tools (any supported form), screened by :attr:`suspicious`; a name already held is a

@@ -20,7 +20,7 @@ from .catalog import ToolCatalog
 from .embedder import Embedder
 from .errors import CatalogError, ConfigError, GentoolError, IndexFormatError, QueryError, SelectorError
 from .index import ScoredTool, ToolIndex
-from .index_base import BaseToolIndex
+from .index_base import BaseToolIndex, check_k
 from .lexical import LexicalMatch
 from .poison import DEFAULT_POLICY, SuspiciousPolicy
 from .prompt import MAX_CANDIDATES
@@ -371,8 +371,8 @@ class ToolRouter:
         """
         from .langchain import ToolRouterRetriever  # LangChain is imported only by those who use it
 
-        if k is not None and (isinstance(k, bool) or not isinstance(k, int) or k < 1):
-            raise ConfigError(f"k must be a positive integer, got {k!r}")
+        if k is not None:
+            check_k(k)
         return ToolRouterRetriever(router=self, k=self.k if k is None else k)
 
     def as_runnable(self) -> "ToolRouterRunnable":
@@ -466,8 +466,7 @@ class ToolRouter:
 
 def _check_k(k: Any, selector: Selector | None) -> int:
     """``k`` if it is a positive integer the selector can score that many candidates of, else a ConfigError."""
-    if isinstance(k, bool) or not isinstance(k, int) or k < 1:
-        raise ConfigError(f"k must be a positive integer, got {k!r}")
+    check_k(k)
     limit = _candidate_limit(selector)
     if limit is not None and k > limit:
         raise ConfigError(f"k = {k} is more than the {limit} candidates the selector scores per query: "

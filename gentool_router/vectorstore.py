@@ -364,17 +364,6 @@ class VectorStoreIndex(BaseToolIndex):
                 "embedder": self.embedder.model_id, "dimension": self.embedder.dimension,
                 "tool_text_version": TOOL_TEXT_VERSION}
 
-    def _check_new_names(self, names: list[str]) -> None:
-        seen: set[str] = set()
-        clashes: set[str] = set()
-        with self._lock:
-            for name in names:
-                if name in seen or name in self._catalog:
-                    clashes.add(name)
-                seen.add(name)
-        if clashes:
-            raise CatalogError(f"tool names already in the index or given twice: {', '.join(sorted(clashes))}")
-
     def _check_not_stored(self, ids: list[str]) -> None:
         """Names another process added to the store since this one read it (a write would overwrite them)."""
         try:
