@@ -4,16 +4,23 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-fast install bench clean
+.PHONY: demo test test-fast lint install bench clean
 
 demo: $(STAMP)
 	$(VENV)/bin/gentool-router demo
 
-test: $(STAMP)
+# lint first: a style or type error fails the run before the (long) suite starts
+test: lint
 	$(PY) -m pytest
 
+# the unit tier: the tests that load no model (`slow` ones load the embedder, the llama.cpp selector or the base
+# model, or train; tests/conftest.py marks every test using a model fixture)
 test-fast: $(STAMP)
 	$(PY) -m pytest -m "not slow"
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy gentool_router
 
 install: $(STAMP)
 

@@ -66,8 +66,8 @@ def main() -> None:
     args = parser.parse_args()
 
     tools = load_tools(args.seal_tools)
-    queries = [json.loads(l)["query"] for l in (args.seal_tools / "test_in_domain.jsonl").open()
-               if "easy" in json.loads(l)["id"]][: args.queries]
+    queries = [json.loads(line)["query"] for line in (args.seal_tools / "test_in_domain.jsonl").open()
+               if "easy" in json.loads(line)["id"]][: args.queries]
     embedder = MiniLMEmbedder()
     selector = LlamaSelector(flash_attn=not args.no_flash_attn)
     scoring = "batched and sequential" if args.compare else "batched"
@@ -144,7 +144,7 @@ def main() -> None:
                     subprocess.run([str(exe), "route", "--index", str(Path(folder) / "idx"), queries[1]],
                                    check=True, capture_output=True)
                     walls.append(time.perf_counter() - start)
-                print(f"  cold start `gentool-router route` over the saved index: "
+                print("  cold start `gentool-router route` over the saved index: "
                       + ", ".join(f"{w:.2f} s" for w in walls))
 
 

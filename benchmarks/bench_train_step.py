@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 from typing import Any, Sequence
 
-from gentool_router_train.trainer import split_scores
+from gentool_router_train.scoring import split_scores
 
 
 def one_row_per_candidate(model: Any, batch: Sequence[Any], answers: tuple[int, int], pad_id: int, device: str) -> list[Any]:

@@ -20,11 +20,11 @@ table. The held-out sets are checked to be disjoint from training and fitting be
 from __future__ import annotations
 
 import argparse
-from dataclasses import replace
 import json
 import math
 import sys
 import time
+from dataclasses import replace
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -222,9 +222,8 @@ def decide_timing(routed: dict[str, list[dict[str, Any]]], decision: Any, cache:
     """Milliseconds the decision adds to a route, measured alone on the Seal-Tools catalogue (4,076 tools): BM25's
     best tool (the hybrid candidate), BM25 of the candidates, the model's probabilities and its explanation."""
     from gentool_router.evidence import RouteEvidence
-    from gentool_router_train.real_sets import catalogue
-
     from gentool_router.lexical import LexicalIndex
+    from gentool_router_train.real_sets import catalogue
 
     lexical = LexicalIndex(catalogue("seal-tools"))
     records = [r for name in ("seal_in_domain", "seal_out_domain") for r in routed.get(name, [])]
@@ -313,7 +312,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     from gentool_router.decision import DEFAULT_DECISION_FILE, DecisionModel, LabelledEvidence
-    from gentool_router.evidence import STATS_DEPTH, RouteEvidence
+    from gentool_router.evidence import STATS_DEPTH
     from gentool_router_train.real_sets import ABLATION_SETS, FIT_SETS, SUITE_SETS, build_set, check_disjoint
 
     suite_names = [n for n in args.sets or SUITE_SETS if n in SUITE_SETS]

@@ -12,6 +12,7 @@ Example:
 from __future__ import annotations
 
 from .catalog import ToolCatalog, load_tools_jsonl
+from .decision import DecisionMismatchError, DecisionModel
 from .errors import (
     CatalogError,
     ConfigError,
@@ -26,7 +27,6 @@ from .errors import (
     ToolValidationError,
     VectorStoreError,
 )
-from .decision import DecisionMismatchError, DecisionModel
 from .evidence import RouteEvidence
 from .index import ToolIndex
 from .index_base import BaseToolIndex

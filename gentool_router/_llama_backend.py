@@ -24,8 +24,8 @@ each matrix product, where a rounding difference can flip a step). Batched again
 difference| 0.38, mean 0.05 over 24 routes at k = 5 without flash attention (the selector's default), 0.76 / 0.11
 with it; the sequential path alone moves by up to 0.19 when its candidate's cells are shifted by one cell.
 Decisions with flash attention: 1 of 40 Seal-Tools routes and 0 of 40 bundled example routes changed against the
-selector before batching; without it 0 of 24 (tests/test_llama_backend.py states the bounds). Without flash attention the sequential path reproduces the selector before batching
-(``llama_cpp.Llama``) exactly.
+selector before batching; without it 0 of 24 (tests/test_llama_backend.py states the bounds). Without flash
+attention the sequential path reproduces the selector before batching (``llama_cpp.Llama``) exactly.
 
 Why only a little faster: on a CPU llama.cpp's throughput on this model does not grow with the batch (2 AVX2
 cores: one sequence of 128, 256, 512 tokens at 306, 284, 248 tokens/s; the sequential path's ~35-token decodes
@@ -47,6 +47,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from .errors import ModelLoadError
+from .settings import DEFAULT_N_CTX, MAX_K
 
 __all__ = ["LlamaBackend", "BackendError"]
 
@@ -108,8 +109,8 @@ class LlamaBackend:
         *,
         n_threads: int,
         n_gpu_layers: int = 0,
-        n_ctx: int = 4096,
-        max_sequences: int = 64,
+        n_ctx: int = DEFAULT_N_CTX,
+        max_sequences: int = MAX_K,
         n_ubatch: int = 512,
         flash_attn: bool = True,
         decode_tokens: int | None = None,
@@ -119,7 +120,11 @@ class LlamaBackend:
         self._api = llama_cpp
         self.model_path = Path(model_path)
         self.adapter_path = Path(adapter_path) if adapter_path is not None else None
-        self._model = self._ctx = self._adapter = None
+        # llama.cpp handles (ctypes pointers from the untyped bindings), set by _load
+        self._model: Any = None
+        self._ctx: Any = None
+        self._adapter: Any = None
+        self._vocab: Any = None
         _init_backend(llama_cpp, verbose)
         target = f"{model_path} with adapter {adapter_path}" if adapter_path else str(model_path)
         try:

@@ -115,10 +115,12 @@ def calibrate(
     # the query classifier (does a query ask for a tool at all) does not depend on the catalogue: a few labels
     # cannot refit it, so the shipped one is kept when it reads this embedder's vectors
     shipped = default_decision()
-    keep = (shipped is not None and shipped.query_weights is not None
-            and shipped.identity.get("embedder") == router.index.embedder.model_id)
-    model = DecisionModel.fit(examples, identity=identity, query_vectors=vectors if keep else None,
-                              query_classifier=(shipped.query_weights, shipped.query_bias) if keep else None)
+    kept = None
+    if (shipped is not None and shipped.query_weights is not None
+            and shipped.identity.get("embedder") == router.index.embedder.model_id):
+        kept = (shipped.query_weights, shipped.query_bias)
+    model = DecisionModel.fit(examples, identity=identity, query_vectors=vectors if kept is not None else None,
+                              query_classifier=kept)
     model.report["fitted_on"] = {"labels": len(labels), "routes": len(jobs),
                                  "near_misses": near_misses, "bundled_out_of_scope": bundled_out_of_scope}
     return model

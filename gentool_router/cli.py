@@ -7,14 +7,28 @@ Heavy modules (faiss, llama.cpp, the embedder) are imported inside the commands,
 from __future__ import annotations
 
 import functools
+import importlib.util
 import json
 import sys
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 import click
 
+from .artefact import ADAPTER_DIR, LORA_GGUF
 from .errors import GentoolError
+from .settings import (
+    DEFAULT_CONNECT_TIMEOUT,
+    DEFAULT_GATEWAY_PORT,
+    DEFAULT_HOST,
+    DEFAULT_K,
+    DEFAULT_SERVE_PORT,
+    MAX_K,
+    PACKAGED,
+)
+
+if TYPE_CHECKING:
+    from .selector import Selector
 
 __all__ = ["main"]
 
@@ -37,6 +51,20 @@ def _friendly_errors(command: Callable[..., Any]) -> Callable[..., Any]:
     return wrapper
 
 
+#: How to install what `train`, `export` and `parity` import beyond the library (torch, transformers, peft, gguf).
+TRAIN_EXTRA = "pip install 'gentool-router[train]'"
+
+
+def _require_train_extra(command: str, *modules: str) -> None:
+    """Exit with one line naming the ``train`` extra, not a traceback, when one of ``modules`` is not installed.
+
+    Looked up, not imported (torch alone takes seconds): the command imports them when it needs them.
+    """
+    missing = [name for name in modules if importlib.util.find_spec(name) is None]
+    if missing:
+        raise click.ClickException(f"{command} needs the 'train' extra ({', '.join(missing)} missing): {TRAIN_EXTRA}")
+
+
 def _selector_options(func: Callable[..., Any]) -> Callable[..., Any]:
     options = [
         click.option("--model", "model_path", type=click.Path(dir_okay=False, path_type=Path),
@@ -47,8 +75,8 @@ def _selector_options(func: Callable[..., Any]) -> Callable[..., Any]:
                      help="CPU threads for the selector (default: the cores available)."),
         click.option("--gpu-layers", "n_gpu_layers", type=click.IntRange(min=0), default=None,
                      help="Layers to offload to a GPU (needs a GPU build of llama-cpp-python)."),
-        click.option("-k", "--k", "k", type=click.IntRange(min=1, max=64), default=None,
-                     help="Candidates retrieved per query (default 5, or the saved setting)."),
+        click.option("-k", "--k", "k", type=click.IntRange(min=1, max=MAX_K), default=None,
+                     help=f"Candidates retrieved per query (default {DEFAULT_K}, or the saved setting)."),
         click.option("--json", "as_json", is_flag=True, help="Print JSON lines instead of a table."),
     ]
     for option in reversed(options):
@@ -66,7 +94,7 @@ def main() -> None:
 @click.argument("tools", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--out", "out", required=True, type=click.Path(file_okay=False, path_type=Path),
               help="Folder to write the index to: new, empty, or an earlier index (replaced atomically).")
-@click.option("-k", "--k", "k", type=click.IntRange(min=1, max=64), default=5, show_default=True,
+@click.option("-k", "--k", "k", type=click.IntRange(min=1, max=MAX_K), default=DEFAULT_K, show_default=True,
               help="Candidates per query to store as the router's default.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @_friendly_errors
@@ -105,7 +133,7 @@ def _decision_options(func: Callable[..., Any]) -> Callable[..., Any]:
 def _decision_setting(decision_path: Path | None, no_decision: bool) -> Any:
     if decision_path is not None and no_decision:
         raise click.UsageError("give --decision or --no-decision, not both")
-    return None if no_decision else decision_path if decision_path is not None else "default"
+    return None if no_decision else decision_path if decision_path is not None else PACKAGED
 
 
 @main.command("route")
@@ -130,8 +158,8 @@ def route_command(queries: Sequence[str], index_dir: Path, model_path: Path | No
 @main.command("serve")
 @click.option("--index", "index_dir", required=True, type=click.Path(path_type=Path),
               help="Index folder written by `gentool-router index`.")
-@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on (0.0.0.0: every interface).")
-@click.option("--port", default=8080, show_default=True, type=click.IntRange(min=0, max=65535),
+@click.option("--host", default=DEFAULT_HOST, show_default=True, help="Address to listen on (0.0.0.0: every interface).")
+@click.option("--port", default=DEFAULT_SERVE_PORT, show_default=True, type=click.IntRange(min=0, max=65535),
               help="Port to listen on (0: any free port, printed at start).")
 @click.option("--threads", "n_threads", type=click.IntRange(min=1),
               help="CPU threads for the selector (default: the cores available).")
@@ -162,15 +190,16 @@ def serve_command(index_dir: Path, host: str, port: int, n_threads: int | None) 
                    '(README, "MCP gateway").')
 @click.option("--transport", type=click.Choice(["stdio", "streamable-http"]), default="stdio", show_default=True,
               help="How clients reach the gateway: stdio (the client starts it) or streamable HTTP at HOST:PORT/mcp.")
-@click.option("--host", default="127.0.0.1", show_default=True, help="Address for streamable HTTP.")
-@click.option("--port", default=8000, show_default=True, type=click.IntRange(min=0, max=65535),
+@click.option("--host", default=DEFAULT_HOST, show_default=True, help="Address for streamable HTTP.")
+@click.option("--port", default=DEFAULT_GATEWAY_PORT, show_default=True, type=click.IntRange(min=0, max=65535),
               help="Port for streamable HTTP (0: any free port, printed at start).")
 @click.option("--index", "index_dir", type=click.Path(file_okay=False, path_type=Path),
               help="Keep the index here: reused while the servers' tools stay the same (with a decision model "
                    "from `calibrate`), rebuilt when they change.")
 @click.option("--retrieval-only", is_flag=True,
               help="Route by embedding similarity alone, without the selector model: fast, never 'no tool'.")
-@click.option("--connect-timeout", type=click.FloatRange(min=0, min_open=True), default=30.0, show_default=True,
+@click.option("--connect-timeout", type=click.FloatRange(min=0, min_open=True), default=DEFAULT_CONNECT_TIMEOUT,
+              show_default=True,
               help="Seconds each server has to start and list its tools.")
 @click.option("--model", "model_path", type=click.Path(dir_okay=False, path_type=Path),
               help="Selector GGUF (default: the packaged GenTool selector's base model).")
@@ -180,8 +209,8 @@ def serve_command(index_dir: Path, host: str, port: int, n_threads: int | None) 
               help="CPU threads for the selector (default: the cores available).")
 @click.option("--gpu-layers", "n_gpu_layers", type=click.IntRange(min=0), default=None,
               help="Layers to offload to a GPU (needs a GPU build of llama-cpp-python).")
-@click.option("-k", "--k", "k", type=click.IntRange(min=1, max=64), default=None,
-              help="Candidates find_tools ranks by default (default 5, or the index's setting).")
+@click.option("-k", "--k", "k", type=click.IntRange(min=1, max=MAX_K), default=None,
+              help=f"Candidates find_tools ranks by default (default {DEFAULT_K}, or the index's setting).")
 @click.option("--decision", "decision_path", type=click.Path(dir_okay=False, path_type=Path),
               help="Decision model file from `gentool-router calibrate --out`.")
 @click.option("--no-decision", is_flag=True, help="Let the selector's own no-tool threshold decide.")
@@ -287,7 +316,7 @@ def demo_command(model_path: Path | None, adapter_path: Path | None, n_threads: 
     if not as_json:
         click.echo(f"Building an index of {len(tools)} example tools...")
     router = ToolRouter.from_tools(tools, model_path=model_path, adapter_path=adapter_path, n_threads=n_threads,
-                                   n_gpu_layers=n_gpu_layers or 0, k=k or 5, show_progress=False)
+                                   n_gpu_layers=n_gpu_layers or 0, k=k or DEFAULT_K, show_progress=False)
     router.set_decision(_decision_setting(decision_path, no_decision))
     cases = example_cases()
     for case in cases if all_queries else cases[:DEMO_QUERIES]:
@@ -308,7 +337,7 @@ def demo_command(model_path: Path | None, adapter_path: Path | None, n_threads: 
               help="GGUF LoRA adapter for the gentool method.")
 @click.option("--compare", "compare", multiple=True, metavar="NAME=ADAPTER",
               help="Also evaluate the packaged base with this GGUF LoRA adapter as method NAME; repeatable.")
-@click.option("-k", "--k", "k", type=click.IntRange(min=1, max=64), default=5, show_default=True,
+@click.option("-k", "--k", "k", type=click.IntRange(min=1, max=MAX_K), default=DEFAULT_K, show_default=True,
               help="Candidates retrieved per case.")
 @click.option("--threads", "n_threads", type=click.IntRange(min=1), help="CPU threads for the selector.")
 @click.option("--limit", type=click.IntRange(min=1), help="Evaluate only the first N cases.")
@@ -345,7 +374,7 @@ def eval_command(cases: Path, index_dir: Path | None, methods: tuple[str, ...], 
         extra[name] = Path(path)
     # every selector is loaded before the first case runs: a wrong path or an adapter made for another prompt
     # version fails in a second, not after the methods before it have run for minutes
-    selectors = {}
+    selectors: dict[str, Selector] = {}
     for method in [*(methods or ([] if extra else ["gentool"])), *extra]:
         if method in extra:
             from .selector import LlamaSelector
@@ -356,7 +385,7 @@ def eval_command(cases: Path, index_dir: Path | None, methods: tuple[str, ...], 
     summaries, records = {}, {}
     for method, selector in selectors.items():
         records[method] = evaluate(loaded, selector, k=k, index=index,
-                                   progress=lambda items: tqdm(items, desc=method, unit="case"))
+                                   progress=functools.partial(tqdm, desc=method, unit="case"))
         summaries[method] = summarize(records[method])
     click.echo(format_table(summaries))
     for method, summary in summaries.items():
@@ -395,13 +424,17 @@ def _simulation_options(func: Callable[..., Any]) -> Callable[..., Any]:
     """One flag per field of SimulationConfig (its ``help`` metadata is the flag's help)."""
     from dataclasses import MISSING, fields
 
-    from gentool_router_train.simulate import SimulationConfig
+    from gentool_router_train.simulation_config import SimulationConfig
 
     for f in reversed(fields(SimulationConfig)):
         flag = "--" + f.name.replace("_", "-")
         if isinstance(f.default, bool):
             func = click.option(f"{flag}/--no-{flag[2:]}", f.name, default=f.default, show_default=True,
                                 help=f.metadata.get("help"))(func)
+            continue
+        if f.metadata.get("path"):  # a file, or none ("")
+            func = click.option(flag, f.name, type=click.Path(exists=True, dir_okay=False), default=None,
+                                callback=lambda _ctx, _param, value: value or "", help=f.metadata.get("help"))(func)
             continue
         kind = click.Choice(f.metadata["choices"]) if "choices" in f.metadata else type(f.default)
         func = click.option(flag, f.name, type=kind, default=f.default if f.default is not MISSING else None,
@@ -417,10 +450,11 @@ def _simulation_options(func: Callable[..., Any]) -> Callable[..., Any]:
 @_friendly_errors
 def generate_data_command(out: Path, **settings: Any) -> None:
     """Simulate GenTool training and test data: zero-to-one pairs, weak-to-strong cases, four scenarios."""
-    from gentool_router_train.simulate import SimulationConfig, generate_dataset
+    from gentool_router_train.simulate import generate_dataset
+    from gentool_router_train.simulation_config import SimulationConfig
 
-    if settings["k"] < 2 or settings["k"] > 64:
-        raise click.BadParameter("k must be between 2 and 64", param_hint="--k")
+    if settings["k"] < 2 or settings["k"] > MAX_K:
+        raise click.BadParameter(f"k must be between 2 and {MAX_K}", param_hint="--k")
     try:
         config = SimulationConfig(**settings)
     except ValueError as exc:  # flags that do not go together
@@ -430,8 +464,8 @@ def generate_data_command(out: Path, **settings: Any) -> None:
 
 
 # The train options' defaults are TrainConfig's, so the CLI and the Python API cannot disagree (the trainer
-# module imports torch and peft only when training runs).
-from gentool_router_train.trainer import TrainConfig as _TRAIN_DEFAULTS  # noqa: E402
+# config module imports nothing heavy).
+from gentool_router_train.config import TrainConfig as _TRAIN_DEFAULTS  # noqa: E402
 
 
 @main.command("train")
@@ -470,10 +504,9 @@ from gentool_router_train.trainer import TrainConfig as _TRAIN_DEFAULTS  # noqa:
 @_friendly_errors
 def train_command(data_dir: Path, out: Path, stages: str, no_export: bool, quiet: bool, **settings: Any) -> None:
     """Fine-tune the GenTool selector (LoRA): stage 1 ranking, then stage 2 selection. Resumes if interrupted."""
-    try:
-        from gentool_router_train.trainer import TrainConfig, train
-    except ImportError as exc:
-        raise click.ClickException(f"training needs the 'train' extra: pip install 'gentool-router[train]' ({exc})")
+    _require_train_extra("train", "torch", "transformers", "peft", *(() if no_export else ("gguf",)))
+    from gentool_router_train.trainer import TrainConfig, train
+
     config = TrainConfig(data_dir=data_dir, stages=("selection",) if stages == "selection-only" else
                          ("ranking", "selection"), **settings)
     summary = train(config, out, show_progress=not quiet, log=click.echo)
@@ -481,13 +514,13 @@ def train_command(data_dir: Path, out: Path, stages: str, no_export: bool, quiet
     if not no_export:
         from gentool_router_quantize.lora import export_lora_gguf
 
-        gguf = export_lora_gguf(out / "adapter", out / "gentool-lora.gguf", base_gguf=settings["base_gguf"])
+        gguf = export_lora_gguf(out / ADAPTER_DIR, out / LORA_GGUF, base_gguf=settings["base_gguf"])
         click.echo(f"GGUF LoRA adapter: {gguf}  (route with --adapter {gguf})")
 
 
 def _adapter_folder(run_dir: Path) -> Path:
     """The peft adapter of a run: RUN_DIR/adapter from `train`, or RUN_DIR itself when given the folder."""
-    return run_dir / "adapter" if (run_dir / "adapter").is_dir() else run_dir
+    return run_dir / ADAPTER_DIR if (run_dir / ADAPTER_DIR).is_dir() else run_dir
 
 
 @main.command("export")
@@ -515,15 +548,14 @@ def _adapter_folder(run_dir: Path) -> Path:
 def export_command(run_dir: Path, out: Path, lora: bool, merged: bool, quant_types: tuple[str, ...],
                    lora_dtype: str, base_gguf: Path | None, base_f16: bool, keep_adapted: bool) -> None:
     """Export a trained run (RUN_DIR from `train`, or its adapter/ folder) to GGUF for llama.cpp."""
-    try:
-        from gentool_router_quantize.lora import export_lora_gguf
-        from gentool_router_quantize.merge import MIXED_TYPE, adapted_tensor_names, export_merged_gguf, quantize_gguf
-    except ImportError as exc:
-        raise click.ClickException(f"export needs the 'train' extra: pip install 'gentool-router[train]' ({exc})")
+    _require_train_extra("export", "gguf")
+    from gentool_router_quantize.lora import export_lora_gguf
+    from gentool_router_quantize.merge import MIXED_TYPE, adapted_tensor_names, export_merged_gguf, quantize_gguf
+
     adapter = _adapter_folder(run_dir)
     llama_cpp_types = [q for q in quant_types if q != MIXED_TYPE]
     if lora:
-        path = export_lora_gguf(adapter, out / "gentool-lora.gguf", base_gguf=base_gguf, dtype=lora_dtype)
+        path = export_lora_gguf(adapter, out / LORA_GGUF, base_gguf=base_gguf, dtype=lora_dtype)
         click.echo(f"{path}  ({path.stat().st_size / 1e6:.1f} MB)")
     # the f16 merge is the input of llama.cpp-style quantization; q4_1-q8_0 alone is built from the base directly
     if merged or llama_cpp_types:
@@ -566,6 +598,7 @@ def parity_command(run_dir: Path, cases: Path, gguf_files: tuple[Path, ...], lor
                    lora_bases: tuple[Path, ...], base_only: bool, limit: int, tolerance: float,
                    json_out: Path | None) -> None:
     """Check that exported GGUFs choose what the trained transformers model chooses (exit 1 if not)."""
+    _require_train_extra("parity", "torch", "transformers", *(() if base_only else ("peft",)))
     from tqdm.auto import tqdm
 
     from gentool_router_quantize.parity import check_parity, reference_probabilities
@@ -584,7 +617,7 @@ def parity_command(run_dir: Path, cases: Path, gguf_files: tuple[Path, ...], lor
         return lambda items: tqdm(items, desc=name, unit="case", total=len(records))
 
     reference = reference_probabilities(adapter, records, progress=bar("transformers"))
-    candidates = [(p.name, p, None) for p in gguf_files]
+    candidates: list[tuple[str, Path | None, Path | None]] = [(p.name, p, None) for p in gguf_files]
     if base_only:
         candidates = [(f"{b.name if b is not None else 'packaged base'} alone", b, None) for b in lora_bases or (None,)]
     if lora_gguf is not None:

@@ -9,13 +9,15 @@ from __future__ import annotations
 
 from typing import Sequence
 
+from .settings import DEFAULT_CONTEXT_TURNS
+
 __all__ = ["routing_text", "MAX_CONTEXT_CHARS"]
 
 #: Earlier user turns are cut so the routed text stays short (the selector reads the query's start).
 MAX_CONTEXT_CHARS = 600
 
 
-def routing_text(user_messages: Sequence[str], turns: int = 1) -> str:
+def routing_text(user_messages: Sequence[str], turns: int = DEFAULT_CONTEXT_TURNS) -> str:
     """The last ``turns`` user messages, latest last, joined by spaces; earlier ones shortened to fit
     :data:`MAX_CONTEXT_CHARS` (the latest message is never cut here)."""
     if turns < 1:

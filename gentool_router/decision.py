@@ -25,8 +25,7 @@ from typing import Any, Iterable, Sequence
 import numpy as np
 
 from .errors import ConfigError, ModelLoadError
-from .evidence import (CANDIDATE_FEATURES, NONE_FEATURES, STATS_DEPTH, RouteEvidence, candidate_features,
-                       none_features)
+from .evidence import CANDIDATE_FEATURES, NONE_FEATURES, STATS_DEPTH, RouteEvidence, candidate_features, none_features
 from .tools import NO_TOOL
 
 __all__ = ["DecisionModel", "LabelledEvidence", "DECISION_VERSION", "DEFAULT_DECISION_FILE", "default_decision",
@@ -254,15 +253,9 @@ class DecisionModel:
 
     def save(self, path: str | os.PathLike[str]) -> Path:
         """Write the model as JSON, atomically (a temporary file renamed into place)."""
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-        try:
-            tmp.write_text(json.dumps(self.to_json(), indent=1) + "\n", encoding="utf-8")
-            os.replace(tmp, path)
-        finally:
-            tmp.unlink(missing_ok=True)
-        return path
+        from .persistence import write_json
+
+        return write_json(path, self.to_json(), indent=1)
 
     @classmethod
     def from_json(cls, data: Any, where: str = "decision model") -> "DecisionModel":
@@ -286,8 +279,8 @@ class DecisionModel:
                 raise ModelLoadError(f"{where} is corrupt: {key} must hold {sizes[key.split('_')[0]]} finite numbers")
         if np.any(arrays["candidate_scale"] <= 0) or np.any(arrays["none_scale"] <= 0) or not math.isfinite(offset):
             raise ModelLoadError(f"{where} is corrupt: scales must be positive")
-        identity = data.get("identity") if isinstance(data.get("identity"), dict) else {}
-        report = data.get("report") if isinstance(data.get("report"), dict) else {}
+        identity = data["identity"] if isinstance(data.get("identity"), dict) else {}
+        report = data["report"] if isinstance(data.get("report"), dict) else {}
         query = data.get("query_classifier")
         query_weights, query_bias = None, 0.0
         if query is not None:

@@ -26,6 +26,7 @@ from typing import Any, Protocol, Sequence
 import numpy as np
 
 from .errors import ModelLoadError, ModelNotFoundError
+from .settings import DEFAULT_EMBED_BATCH_SIZE
 
 __all__ = ["Embedder", "MiniLMEmbedder", "SentenceTransformerEmbedder", "default_embedder_dir"]
 
@@ -76,7 +77,8 @@ class MiniLMEmbedder:
         (1, 384)
     """
 
-    def __init__(self, model_dir: str | os.PathLike[str] | None = None, *, batch_size: int = 64) -> None:
+    def __init__(self, model_dir: str | os.PathLike[str] | None = None, *,
+                 batch_size: int = DEFAULT_EMBED_BATCH_SIZE) -> None:
         self.model_dir = Path(model_dir) if model_dir is not None else default_embedder_dir()
         if not (self.model_dir / "model.safetensors").is_file():
             raise ModelNotFoundError(f"no model.safetensors in embedder folder {self.model_dir}")
@@ -86,7 +88,7 @@ class MiniLMEmbedder:
         self.dimension = self._read_dimension()
         self._check_modules()
         self._numpy_bert: _NumpyBert | None = None
-        self._st_model = None
+        self._st_model: Any = None  # a sentence_transformers.SentenceTransformer, loaded on first use
         self._lock = threading.Lock()
 
     def _read_dimension(self) -> int:
@@ -184,7 +186,8 @@ def _single_blas_thread() -> Any:
 class SentenceTransformerEmbedder:
     """Any sentence-transformers model (loaded from a local folder), for users who bring their own embedder."""
 
-    def __init__(self, model_name_or_path: str, *, batch_size: int = 64, device: str = "cpu") -> None:
+    def __init__(self, model_name_or_path: str, *, batch_size: int = DEFAULT_EMBED_BATCH_SIZE,
+                 device: str = "cpu") -> None:
         try:
             from sentence_transformers import SentenceTransformer
         except ImportError as exc:  # pragma: no cover - it is a runtime dependency
@@ -194,7 +197,11 @@ class SentenceTransformerEmbedder:
         except Exception as exc:
             raise ModelLoadError(f"cannot load sentence-transformers model {model_name_or_path!r}: {exc}") from exc
         self.model_id = str(model_name_or_path)
-        self.dimension = int(self._model.get_sentence_embedding_dimension())
+        dimension = self._model.get_sentence_embedding_dimension()
+        if dimension is None:
+            raise ModelLoadError(f"sentence-transformers model {model_name_or_path!r} does not report its embedding "
+                                 "dimension")
+        self.dimension = int(dimension)
         self.batch_size = batch_size
 
     def embed_documents(self, texts: Sequence[str], *, show_progress: bool = False) -> np.ndarray:
@@ -252,7 +259,8 @@ class _NumpyBert:
                 )
             )
 
-    def encode(self, texts: list[str], *, batch_size: int = 64, show_progress: bool = False) -> np.ndarray:
+    def encode(self, texts: list[str], *, batch_size: int = DEFAULT_EMBED_BATCH_SIZE,
+               show_progress: bool = False) -> np.ndarray:
         out = np.zeros((len(texts), self.hidden_size), dtype=np.float32)
         if not texts:
             return out

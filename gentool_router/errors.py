@@ -20,6 +20,7 @@ __all__ = [
     "ConfigError",
     "OverwriteRefusedError",
     "VectorStoreError",
+    "WriteError",
 ]
 
 
@@ -70,3 +71,7 @@ class OverwriteRefusedError(GentoolError, FileExistsError):
 class VectorStoreError(GentoolError):
     """A vector database behind :class:`~gentool_router.vectorstore.VectorStoreIndex` failed (unreachable, locked,
     refused a write): the store's own error, in one line naming the store and the operation."""
+
+
+class WriteError(GentoolError):
+    """A file could not be written (unwritable folder, disk full, ...); nothing was written."""

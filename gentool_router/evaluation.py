@@ -1,4 +1,4 @@
-"""Tool-selection evaluation over case files (DESIGN.md, contract 6), methods side by side.
+"""Tool-selection evaluation over case files (docs/ARCHITECTURE.md, contract 6), methods side by side.
 
 A case file is JSONL, one case a line: ``{"id", "query", "tools" (optional: the case's own catalogue),
 "expected" (a tool name, or null when no tool applies), "scenario" (optional)}``; an optional ``case_type``
@@ -21,14 +21,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
 
-from .embedder import Embedder, MiniLMEmbedder
 from .catalog import ToolCatalog
+from .embedder import Embedder, MiniLMEmbedder
 from .errors import CatalogError, GentoolError, QueryError
 from .index import ToolIndex
 from .poison import DEFAULT_POLICY, SuspiciousPolicy
 from .results import Route
 from .router import ToolRouter, _clean_query
 from .selector import LlamaSelector, RetrievalSelector, Selector
+from .settings import DEFAULT_K
 from .tools import NO_TOOL, Tool, ToolValidationError
 
 __all__ = ["EvalCase", "load_cases", "load_runnable_cases", "read_cases", "check_cases", "split_cases", "evaluate",
@@ -197,7 +198,8 @@ def _screening_problem(tools: Sequence[Tool], suspicious: SuspiciousPolicy | Non
     return None
 
 
-def make_selector(method: str, model_path: str | None = None, adapter_path: str | None = None,
+def make_selector(method: str, model_path: str | os.PathLike[str] | None = None,
+                  adapter_path: str | os.PathLike[str] | None = None,
                   n_threads: int | None = None) -> Selector:
     """The selector of a method: ``gentool`` (default model, or --model/--adapter), ``retrieval``, ``base``."""
     if method == "retrieval":
@@ -215,7 +217,7 @@ def evaluate(
     cases: Sequence[EvalCase],
     selector: Selector,
     *,
-    k: int = 5,
+    k: int = DEFAULT_K,
     index: ToolIndex | None = None,
     embedder: Embedder | None = None,
     progress: Callable[[Iterable[Any]], Iterable[Any]] = lambda items: items,
@@ -244,6 +246,7 @@ def evaluate(
                     cache[key] = ToolIndex.build(case.tools, embedder, show_progress=False, suspicious=suspicious)
                 case_index = cache[key]
             else:
+                assert index is not None  # check_cases: a case without its own tools needs the index
                 case_index = index
             router = ToolRouter(case_index, selector, k=k, on_selector_error="raise")
             route = router.route(case.query)

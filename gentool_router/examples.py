@@ -16,7 +16,7 @@ __all__ = ["example_tools", "example_queries", "example_cases", "out_of_scope_qu
 
 
 def _data_lines(name: str) -> list[str]:
-    text = resources.files("gentool_router").joinpath("data", name).read_text(encoding="utf-8")
+    text = resources.files("gentool_router").joinpath("data").joinpath(name).read_text(encoding="utf-8")
     return [line for line in text.splitlines() if line.strip()]
 
 

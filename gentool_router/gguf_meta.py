@@ -2,7 +2,7 @@
 
 The runtime needs a few keys before llama.cpp loads a file: the prompt and tool-text versions our exporter
 stores in a trained adapter or merged model, so a model trained for another prompt format fails with a clear
-message instead of silently routing badly (DESIGN.md, contract 1).
+message instead of silently routing badly (docs/ARCHITECTURE.md, contracts 1 and 2).
 """
 
 from __future__ import annotations

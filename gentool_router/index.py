@@ -1,4 +1,4 @@
-"""FAISS retrieval over the canonical tool texts, persisted as a plain folder (DESIGN.md, contract 4).
+"""FAISS retrieval over the canonical tool texts, persisted as a plain folder (docs/ARCHITECTURE.md, contract 4).
 
 An index folder holds::
 
@@ -23,11 +23,12 @@ import numpy as np
 
 from .catalog import ToolCatalog
 from .embedder import Embedder, MiniLMEmbedder
-from .errors import CatalogError, ConfigError, IndexFormatError, IndexMismatchError, OverwriteRefusedError
+from .errors import CatalogError, IndexFormatError, IndexMismatchError, OverwriteRefusedError
 from .index_base import BaseToolIndex, ScoredTool, check_k
 from .lexical import LexicalIndex
 from .persistence import atomic_folder, recover_interrupted_save, sha256_file
 from .poison import DEFAULT_POLICY, SUSPICIOUS_POLICIES, SuspiciousPolicy
+from .settings import DEFAULT_K
 from .tool_text import TOOL_TEXT_VERSION, render_tool
 from .tools import Tool
 
@@ -154,7 +155,7 @@ class ToolIndex(BaseToolIndex):
                 del self._texts[name]
 
     # ----------------------------------------------------------------- search
-    def search(self, query: str, k: int = 5) -> list[ScoredTool]:
+    def search(self, query: str, k: int = DEFAULT_K) -> list[ScoredTool]:
         """The ``k`` tools nearest to ``query`` (fewer if the index holds fewer), best first."""
         return self.search_vectors(self.embedder.embed_queries([query]), k)[0]
 

@@ -26,6 +26,7 @@ from .embedder import Embedder
 from .errors import CatalogError, ConfigError
 from .lexical import LexicalIndex
 from .poison import SuspiciousPolicy
+from .settings import DEFAULT_K
 from .tool_text import render_tool
 from .tools import Tool
 
@@ -90,7 +91,7 @@ class BaseToolIndex(ABC):
         removed."""
 
     # -------------------------------------------------------------- search
-    def search(self, query: str, k: int = 5) -> list[ScoredTool]:
+    def search(self, query: str, k: int = DEFAULT_K) -> list[ScoredTool]:
         """The ``k`` tools nearest to ``query`` (fewer if the index holds fewer), best first."""
         return self.search_vectors(self.embedder.embed_queries([query]), k)[0]
 

@@ -40,7 +40,7 @@ def _stem(words: list[str]) -> list[str]:
 
 def lexical_words(text: str) -> list[str]:
     """The stemmed, lower-cased words of ``text`` that BM25 counts (``getWeatherForecast`` → get, weather, forecast)."""
-    words = []
+    words: list[str] = []
     for token in _WORD.findall(text):
         words.extend(part.lower() for part in _CAMEL.split(token) if part)
     return _stem([w for w in words if w not in _STOP_WORDS])

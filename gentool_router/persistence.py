@@ -10,16 +10,20 @@ the artefact owns (``owned_files``): ``index --out .`` inside a project is refus
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import hashlib
+import json
 import os
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Any, Callable, Iterator, Optional
 
-from .errors import OverwriteRefusedError
+from .errors import OverwriteRefusedError, WriteError
 
-__all__ = ["atomic_folder", "sha256_file", "recover_interrupted_save", "check_replaceable", "OwnedFiles"]
+__all__ = ["atomic_folder", "atomic_file", "write_text_atomic", "write_json", "read_jsonl", "sha256_file",
+           "recover_interrupted_save", "check_replaceable", "OwnedFiles"]
 
 #: Given an existing folder, the names of the entries it holds as an artefact of one kind (an index, a data
 #: set), or None when the folder is not such an artefact.
@@ -127,3 +131,57 @@ def atomic_folder(target: str | os.PathLike[str], write: Callable[[Path], None],
         shutil.rmtree(staging, ignore_errors=True)
         raise
     return target
+
+
+@contextlib.contextmanager
+def atomic_file(target: str | os.PathLike[str], error: type[WriteError] = WriteError) -> Iterator[Path]:
+    """Yield a temporary path beside ``target`` to write; on success it replaces ``target`` in one rename, on any
+    failure it is removed and ``target`` is untouched (the one atomic file write of the project).
+
+    Raises:
+        WriteError (or ``error``): the folder is not writable or the disk is full, naming the path.
+    """
+    target = Path(target)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        handle, name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".partial", dir=target.parent)
+        os.close(handle)
+    except OSError as exc:
+        raise error(f"cannot write to {target.parent}: {exc.strerror or exc}") from exc
+    tmp = Path(name)
+    try:
+        yield tmp
+        os.chmod(tmp, 0o666 & ~_current_umask())  # mkstemp creates 0600; give the file the usual mode
+        os.replace(tmp, target)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        reason = "the disk is full" if exc.errno == errno.ENOSPC else (exc.strerror or str(exc))
+        raise error(f"cannot write {target}: {reason}; nothing was written") from exc
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def _current_umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def write_text_atomic(path: str | os.PathLike[str], text: str) -> Path:
+    """Write ``text`` (UTF-8) to ``path`` atomically; returns ``path``."""
+    with atomic_file(path) as tmp:
+        tmp.write_text(text, encoding="utf-8")
+    return Path(path)
+
+
+def write_json(path: str | os.PathLike[str], data: Any, indent: int = 2) -> Path:
+    """Write ``data`` as indented JSON to ``path`` atomically; returns ``path``."""
+    return write_text_atomic(path, json.dumps(data, indent=indent, ensure_ascii=False) + "\n")
+
+
+def read_jsonl(path: str | os.PathLike[str]) -> list[Any]:
+    """The JSON values of a JSON-lines file, blank lines skipped (for files the project writes itself; user input
+    goes through the readers that report each bad line)."""
+    with open(path, encoding="utf-8") as handle:
+        return [json.loads(line) for line in handle if line.strip()]

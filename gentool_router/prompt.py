@@ -1,4 +1,4 @@
-"""The one prompt format of the GenTool selector (DESIGN.md, contract 2).
+"""The one prompt format of the GenTool selector (docs/ARCHITECTURE.md, contract 2).
 
 The trainer, the runtime selector and the exporter's parity check all build prompts here, so training and
 inference cannot drift apart. :data:`PROMPT_VERSION` is stored with every trained model.
@@ -39,6 +39,8 @@ import math
 from dataclasses import dataclass
 from typing import Callable, Sequence
 
+from .settings import MAX_K
+
 __all__ = [
     "PROMPT_VERSION",
     "ANSWER_YES",
@@ -67,8 +69,8 @@ ANSWER_NO = "no"
 #: The score of ``generate_response``: a candidate is chosen only if it scores above this.
 NO_TOOL_SCORE = 0.0
 END_OF_TURN = "<|im_end|>"
-#: At most this many candidates are scored for one query (each costs its own tokens).
-MAX_CANDIDATES = 64
+#: At most this many candidates are scored for one query (each costs its own tokens): ``settings.MAX_K``.
+MAX_CANDIDATES = MAX_K
 #: Longer queries are cut for the selector (the embedder has its own, shorter, limit).
 MAX_QUERY_CHARS = 2000
 #: The selector reads at most this many query tokens (p95 of the training queries is 48).
@@ -199,10 +201,10 @@ def encode_prompt(prompt: SelectorPrompt, tokenize: Callable[[str, bool], list[i
     cap = _trim_cap(text_lengths, route_token_budget(len(pieces)) - fixed)
     candidates = []
     for row, parts in zip(pieces, prompt.candidates):
-        ids: list[int] = []
+        row_ids: list[int] = []
         for piece, part in zip(row, parts):
-            ids.extend(piece if part.template or cap is None else piece[:cap])
-        candidates.append(ids)
+            row_ids.extend(piece if part.template or cap is None else piece[:cap])
+        candidates.append(row_ids)
     return query_ids, candidates
 
 

@@ -14,44 +14,40 @@ import os
 import threading
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterable, Literal, Sequence, Union
+from typing import TYPE_CHECKING, Any, Final, Iterable, Sequence, Union
 
 from .catalog import ToolCatalog
+from .decision import DecisionModel, default_decision, selector_identity
 from .embedder import Embedder
 from .errors import CatalogError, ConfigError, GentoolError, IndexFormatError, QueryError, SelectorError
+from .evidence import STATS_DEPTH, CandidateEvidence, RouteEvidence, similarity_stats
 from .index import ScoredTool, ToolIndex
 from .index_base import BaseToolIndex, check_k
 from .lexical import LexicalMatch
+from .models import base_selector_gguf, default_adapter
 from .poison import DEFAULT_POLICY, SuspiciousPolicy
 from .prompt import MAX_CANDIDATES
-from .decision import DecisionModel, default_decision, selector_identity
-from .evidence import STATS_DEPTH, CandidateEvidence, RouteEvidence, similarity_stats
-from .models import base_selector_gguf, default_adapter
 from .results import Candidate, Choice, Route, StageTimings
 from .selector import LlamaSelector, RetrievalSelector, Selector
+from .settings import DEFAULT_K, DEFAULT_N_GPU_LAYERS, DEFAULT_ON_SELECTOR_ERROR, DEFAULTS, PACKAGED, Fallback, Packaged
 from .tools import NO_TOOL
 
 if TYPE_CHECKING:
     from langchain_core.vectorstores import VectorStore
-
-    from .langchain import ToolRouterRetriever, ToolRouterRunnable
 
 __all__ = ["ToolRouter", "ROUTER_FILE", "DEFAULT_K"]
 
 logger = logging.getLogger(__name__)
 
 ROUTER_FILE = "router.json"
-#: Candidates per query, as in the GenTool paper (toolsets of five).
-DEFAULT_K = 5
 #: Queries are cut to this many characters before anything else: the embedder reads 256 word pieces and the
 #: selector 2,000 characters, so more text only costs time (a 10 MB query is routed on its start).
 MAX_ROUTED_QUERY_CHARS = 20_000
 
-Fallback = Literal["retrieval", "raise"]
 #: ``decision=`` default: the decision model shipped for the packaged selector (see :attr:`ToolRouter.decision`).
-DEFAULT_DECISION = "default"
+DEFAULT_DECISION: Final[Packaged] = PACKAGED
 DECISION_FILE = "decision.json"
-DecisionSetting = Union[DecisionModel, str, os.PathLike, None]
+DecisionSetting = Union[DecisionModel, Packaged, str, os.PathLike, None]
 
 
 class ToolRouter:
@@ -63,7 +59,7 @@ class ToolRouter:
             :class:`~gentool_router.vectorstore.VectorStoreIndex` over a vector database.
         selector: Picks among retrieved candidates; defaults to :class:`LlamaSelector` with the default
             model, created on first use.
-        k: Candidates retrieved per query (default 5).
+        k: Candidates retrieved per query (default :data:`~gentool_router.settings.DEFAULT_K`, 5).
         on_selector_error: ``"retrieval"`` (default) returns the nearest candidate with ``fallback=True`` and
             logs why; ``"raise"`` raises :class:`SelectorError`.
         decision: Who decides between the candidates and no tool (see :attr:`decision`): ``"default"``, a
@@ -82,10 +78,10 @@ class ToolRouter:
         selector: Selector | None = None,
         *,
         k: int = DEFAULT_K,
-        on_selector_error: Fallback = "retrieval",
+        on_selector_error: Fallback = DEFAULT_ON_SELECTOR_ERROR,
         selector_options: dict[str, Any] | None = None,
         decision: DecisionSetting = DEFAULT_DECISION,
-        hybrid: bool = True,
+        hybrid: bool = DEFAULTS.hybrid,
     ) -> None:
         _check_k(k, selector)
         if on_selector_error not in ("retrieval", "raise"):
@@ -112,9 +108,9 @@ class ToolRouter:
         model_path: str | os.PathLike[str] | None = None,
         adapter_path: str | os.PathLike[str] | None = None,
         n_threads: int | None = None,
-        n_gpu_layers: int = 0,
+        n_gpu_layers: int = DEFAULT_N_GPU_LAYERS,
         k: int = DEFAULT_K,
-        on_selector_error: Fallback = "retrieval",
+        on_selector_error: Fallback = DEFAULT_ON_SELECTOR_ERROR,
         show_progress: bool | None = None,
         suspicious: SuspiciousPolicy | None = None,
         decision: DecisionSetting = DEFAULT_DECISION,
@@ -142,13 +138,13 @@ class ToolRouter:
         model_path: str | os.PathLike[str] | None = None,
         adapter_path: str | os.PathLike[str] | None = None,
         n_threads: int | None = None,
-        n_gpu_layers: int = 0,
+        n_gpu_layers: int = DEFAULT_N_GPU_LAYERS,
         k: int = DEFAULT_K,
-        on_selector_error: Fallback = "retrieval",
+        on_selector_error: Fallback = DEFAULT_ON_SELECTOR_ERROR,
         show_progress: bool | None = None,
         suspicious: SuspiciousPolicy | None = None,
         decision: DecisionSetting = DEFAULT_DECISION,
-        hybrid: bool = True,
+        hybrid: bool = DEFAULTS.hybrid,
     ) -> "ToolRouter":
         """A router over the tools in a LangChain vector store (``vectorstore.py``; e.g.
         :func:`~gentool_router.vectorstore.qdrant_store`), adding ``tools`` to it first when given.
@@ -350,9 +346,11 @@ class ToolRouter:
                 return None
             model = default_decision()
             if model is not None and any(model.identity.get(k, v) != v for k, v in identity.items()):
-                # the packaged selector with another embedder: the shipped model does not apply; no error
-                logger.warning("the shipped decision model was fitted for another embedder: the selector's own "
-                               "threshold decides (fit one with `gentool-router calibrate`)")
+                # the packaged selector with another embedder (or a replaced packaged file): the shipped model
+                # does not apply; no error
+                differs = sorted(k for k, v in identity.items() if model.identity.get(k, v) != v)
+                logger.warning("the shipped decision model was fitted for another %s: the selector's own threshold "
+                               "decides (fit one with `gentool-router calibrate`)", " and ".join(differs))
                 return None
             where = " shipped with gentool-router"
         elif isinstance(setting, DecisionModel):
@@ -363,23 +361,8 @@ class ToolRouter:
             model.check_matches(identity, where)
         return model
 
-    # ----------------------------------------------------------- LangChain
-    def as_retriever(self, k: int | None = None) -> "ToolRouterRetriever":
-        """A LangChain retriever returning the ranked tools as ``Document`` s (needs the ``langchain`` extra).
-
-        ``k`` defaults to this router's ``k`` (more than that is never returned).
-        """
-        from .langchain import ToolRouterRetriever  # LangChain is imported only by those who use it
-
-        if k is not None:
-            check_k(k)
-        return ToolRouterRetriever(router=self, k=self.k if k is None else k)
-
-    def as_runnable(self) -> "ToolRouterRunnable":
-        """This router as a LangChain ``Runnable[str, Route]``; ``batch`` routes with one embedding call."""
-        from .langchain import ToolRouterRunnable
-
-        return ToolRouterRunnable(self)
+    # (LangChain: gentool_router.langchain's as_retriever(router) and as_runnable(router); this module does not
+    # import that one, which imports it.)
 
     # ------------------------------------------------------------- editing
     def add_tools(self, tools: Iterable[Any]) -> None:
@@ -398,10 +381,11 @@ class ToolRouter:
         """Save the index and the router settings into one folder (atomic, no pickle)."""
         extra: dict[str, Any] = {}
         setting = self._decision_setting
+        decision: str | None
         if isinstance(setting, DecisionModel):  # kept inside the folder, next to the catalogue it was fitted on
             extra[DECISION_FILE], decision = setting.to_json(), DECISION_FILE
         else:
-            decision = str(Path(setting).absolute()) if isinstance(setting, Path) else setting
+            decision = str(Path(setting).absolute()) if isinstance(setting, os.PathLike) else setting
         settings = {
             "k": self.k,
             "on_selector_error": self.on_selector_error,
@@ -417,7 +401,7 @@ class ToolRouter:
         return {
             "model_path": _absolute_or_none(options.get("model_path")),
             "adapter_path": _absolute_or_none(options.get("adapter_path")),
-            "n_gpu_layers": options.get("n_gpu_layers", 0),
+            "n_gpu_layers": options.get("n_gpu_layers", DEFAULT_N_GPU_LAYERS),
         }
 
     @classmethod
@@ -447,17 +431,17 @@ class ToolRouter:
             model_path if model_path is not None else saved.get("model_path"),
             adapter_path if adapter_path is not None else saved.get("adapter_path"),
             n_threads,
-            n_gpu_layers if n_gpu_layers is not None else int(saved.get("n_gpu_layers", 0)),
+            n_gpu_layers if n_gpu_layers is not None else int(saved.get("n_gpu_layers", DEFAULT_N_GPU_LAYERS)),
         )
         return cls(
             index,
             selector,
             k=k if k is not None else int(settings.get("k", DEFAULT_K)),
             on_selector_error=(on_selector_error if on_selector_error is not None
-                               else settings.get("on_selector_error", "retrieval")),
+                               else settings.get("on_selector_error", DEFAULT_ON_SELECTOR_ERROR)),
             selector_options=options,
             decision=decision if decision != DEFAULT_DECISION else _saved_decision(Path(path), settings),
-            hybrid=bool(settings.get("hybrid", True)),
+            hybrid=bool(settings.get("hybrid", DEFAULTS.hybrid)),
         )
 
     def __repr__(self) -> str:
@@ -528,7 +512,7 @@ def _read_router_settings(folder: Path) -> dict[str, Any]:
     k = settings.get("k", DEFAULT_K)
     if isinstance(k, bool) or not isinstance(k, int) or k < 1:
         raise IndexFormatError(f"{path}: 'k' must be a positive integer, got {k!r}")
-    if settings.get("on_selector_error", "retrieval") not in ("retrieval", "raise"):
+    if settings.get("on_selector_error", DEFAULT_ON_SELECTOR_ERROR) not in ("retrieval", "raise"):
         raise IndexFormatError(f"{path}: 'on_selector_error' must be 'retrieval' or 'raise'")
     selector = settings.get("selector", {})
     if (not isinstance(selector, dict) or not isinstance(selector.get("n_gpu_layers", 0), int)

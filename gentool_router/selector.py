@@ -17,9 +17,10 @@ import os
 import threading
 import time
 from pathlib import Path
-from typing import Protocol, Sequence
+from typing import Final, Protocol, Sequence
 
 from ._llama_backend import LlamaBackend
+from .artefact import ArtefactMetadata
 from .errors import ModelLoadError, ModelNotFoundError, SelectorError
 from .models import base_selector_gguf, default_adapter
 from .prompt import (
@@ -34,12 +35,14 @@ from .prompt import (
     prefix_parts,
 )
 from .results import Choice, Selection
+from .settings import DEFAULT_N_CTX, DEFAULT_N_GPU_LAYERS, PACKAGED, Packaged
 from .tools import NO_TOOL
 
 __all__ = ["Selector", "LlamaSelector", "RetrievalSelector", "default_threads", "DEFAULT_ADAPTER"]
 
-#: ``adapter_path`` default: the packaged GenTool adapter when the model is the packaged base, else none.
-DEFAULT_ADAPTER = "default"
+#: ``adapter_path`` default: the packaged GenTool adapter when the model is the packaged base, else none (the
+#: sentinel of :mod:`gentool_router.settings`, typed :data:`~gentool_router.settings.Packaged`).
+DEFAULT_ADAPTER: Final[Packaged] = PACKAGED
 
 
 class Selector(Protocol):
@@ -71,15 +74,16 @@ class LlamaSelector:
 
     Args:
         model_path: A GGUF file; defaults to the packaged SmolLM2-135M-Instruct.
-        adapter_path: GGUF LoRA adapter applied over ``model_path``. By default the packaged GenTool adapter
-            when ``model_path`` is the packaged base (a merged export needs none); ``None`` for no adapter
-            (the un-tuned base model).
+        adapter_path: GGUF LoRA adapter applied over ``model_path``. By default (``"default"``,
+            :data:`DEFAULT_ADAPTER`) the packaged GenTool adapter when ``model_path`` is the packaged base (a merged
+            export needs none); ``None`` for no adapter (the un-tuned base model).
         no_tool_score: Score a candidate must beat to be chosen over ``generate_response``; default: the value
             calibrated on dev data stored in the adapter or model, else :data:`~gentool_router.prompt.NO_TOOL_SCORE`.
         n_threads: CPU threads; defaults to the cores available to this process.
         n_gpu_layers: Layers to offload to a GPU (needs a GPU build of llama-cpp-python).
-        n_ctx: Context size in tokens, shared by a route's candidates: the prefix, a query and one candidate must
-            fit; a route longer than the context is scored in several decodes.
+        n_ctx: Context size in tokens (default :data:`~gentool_router.settings.DEFAULT_N_CTX`), shared by a route's
+            candidates: the prefix, a query and one candidate must fit; a route longer than the context is scored
+            in several decodes.
         batched: Score all candidates of a route in one llama.cpp decode (default), or each in its own decode
             after the query (the reference path; the scores agree within float rounding, see
             :mod:`gentool_router._llama_backend`).
@@ -103,10 +107,10 @@ class LlamaSelector:
         self,
         model_path: str | os.PathLike[str] | None = None,
         *,
-        adapter_path: str | os.PathLike[str] | None = DEFAULT_ADAPTER,
+        adapter_path: Packaged | str | os.PathLike[str] | None = DEFAULT_ADAPTER,
         n_threads: int | None = None,
-        n_gpu_layers: int = 0,
-        n_ctx: int = 4096,
+        n_gpu_layers: int = DEFAULT_N_GPU_LAYERS,
+        n_ctx: int = DEFAULT_N_CTX,
         no_tool_score: float | None = None,
         verbose: bool = False,
         batched: bool = True,
@@ -117,10 +121,15 @@ class LlamaSelector:
         self.model_path = Path(model_path) if model_path is not None else base_selector_gguf()
         self.adapter_path = Path(adapter_path) if adapter_path is not None else None
         _check_gguf(self.model_path, "model")
-        calibrated = _check_versions(self.model_path)
+        model_meta = ArtefactMetadata.from_gguf(self.model_path)
+        model_meta.check_runtime(self.model_path.name)
+        calibrated = model_meta.no_tool_score
         if self.adapter_path is not None:
             _check_gguf(self.adapter_path, "adapter")
-            calibrated = _check_versions(self.adapter_path)
+            adapter_meta = ArtefactMetadata.from_gguf(self.adapter_path)
+            adapter_meta.check_runtime(self.adapter_path.name)
+            _check_adapter_base(adapter_meta, self.adapter_path, self.model_path, model_meta)
+            calibrated = adapter_meta.no_tool_score
         self.no_tool_score = float(no_tool_score if no_tool_score is not None else
                                    calibrated if calibrated is not None else NO_TOOL_SCORE)
         self.n_threads = n_threads or default_threads()
@@ -289,22 +298,17 @@ def _check_gguf(path: Path, what: str) -> None:
                                  "not 'adapter'): export one with `gentool-router export`")
 
 
-def _check_versions(path: Path) -> float | None:
-    """A model or adapter exported by gentool-router records its prompt and tool-text versions; they must match.
+def _check_adapter_base(adapter: ArtefactMetadata, adapter_path: Path, model_path: Path,
+                        model: ArtefactMetadata) -> None:
+    """Refuse an adapter trained on another base model than ``model_path`` (its recorded base checksum).
 
-    Returns the file's calibrated no-tool score, if it has one.
+    A base re-encoded by ``export --base-f16`` records the checksum of the base it came from, which stands for it;
+    the packaged adapter over the packaged base is known to match and skips the hash.
     """
-    from .gguf_meta import read_gguf_metadata
-    from .prompt import PROMPT_VERSION
-    from .tool_text import TOOL_TEXT_VERSION
-
-    meta = read_gguf_metadata(path, "gentool.")
-    for key, current, what in (("gentool.prompt_version", PROMPT_VERSION, "prompt format"),
-                               ("gentool.tool_text_version", TOOL_TEXT_VERSION, "tool text")):
-        if key in meta and str(meta[key]) != current:
-            raise ModelLoadError(
-                f"{path.name} was trained for {what} version {meta[key]}, this gentool-router uses version "
-                f"{current}: retrain it (gentool-router train) or use the gentool-router version it was made with"
-            )
-    value = meta.get("gentool.no_tool_score")
-    return float(value) if isinstance(value, (int, float)) and math.isfinite(value) else None
+    if adapter.base_sha256 is None:
+        return
+    if model_path == base_selector_gguf() and adapter_path == default_adapter():
+        return
+    if model.base_sha256 is not None and model.base_sha256 == adapter.base_sha256:
+        return
+    adapter.check_base(adapter_path.name, model_path)

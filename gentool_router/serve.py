@@ -32,9 +32,9 @@ from starlette.routing import Route as HTTPRoute
 from . import __version__
 from .conversation import routing_text
 from .errors import CatalogError, ConfigError, GentoolError, QueryError, ToolValidationError
-from .prompt import MAX_CANDIDATES
 from .router import ToolRouter, _clean_query, _is_packaged_selector
 from .selector import LlamaSelector
+from .settings import DEFAULT_CONTEXT_TURNS, DEFAULT_HOST, DEFAULT_SERVE_PORT, MAX_K
 from .tools import Tool, tool_from_any
 
 __all__ = ["create_app", "run", "ADMIN_TOKEN_ENV", "MAX_BATCH", "MAX_BODY_BYTES"]
@@ -128,7 +128,7 @@ def create_app(router: ToolRouter, *, admin_token: str | None = None,
     return Starlette(routes=routes, exception_handlers={HTTPException: _http_error})  # unknown paths, methods
 
 
-def run(router: ToolRouter, *, host: str = "127.0.0.1", port: int = 8080, admin_token: str | None = None,
+def run(router: ToolRouter, *, host: str = DEFAULT_HOST, port: int = DEFAULT_SERVE_PORT, admin_token: str | None = None,
         log: Callable[[str], None] = print, source: str | None = None) -> None:
     """Warm ``router`` up, listen on ``host:port`` (0: any free port), log where, serve until SIGINT/SIGTERM.
 
@@ -210,7 +210,7 @@ def _conversation_text(body: dict[str, Any]) -> str:
     """What the LangChain middleware routes for a chat history: the latest user messages (``routing_text``)."""
     if "query" in body:
         raise _RequestError(400, "give 'query' or 'messages', not both")
-    messages, turns = body["messages"], body.get("context_turns", 1)
+    messages, turns = body["messages"], body.get("context_turns", DEFAULT_CONTEXT_TURNS)
     if not isinstance(messages, list):
         raise _RequestError(400, f"'messages' must be a list of {{role, content}} objects, got {_kind(messages)}")
     if isinstance(turns, bool) or not isinstance(turns, int) or turns < 1:
@@ -242,8 +242,8 @@ def _message_text(content: Any, position: int) -> str:
 
 def _k(body: dict[str, Any]) -> int | None:
     k = body.get("k")
-    if k is not None and (isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= MAX_CANDIDATES):
-        raise ConfigError(f"k must be an integer from 1 to {MAX_CANDIDATES}, got {k!r}")
+    if k is not None and (isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= MAX_K):
+        raise ConfigError(f"k must be an integer from 1 to {MAX_K}, got {k!r}")
     return k
 
 

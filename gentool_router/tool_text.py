@@ -1,4 +1,4 @@
-"""The one canonical text of a tool (DESIGN.md, contract 1).
+"""The one canonical text of a tool (docs/ARCHITECTURE.md, contract 1).
 
 The same string is embedded into the FAISS index *and* shown to the selector, in training and at inference.
 Its format is versioned: :data:`TOOL_TEXT_VERSION` is stored in every index manifest and every trained model,

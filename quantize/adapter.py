@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from gentool_router.artefact import read_training
 from gentool_router.errors import ModelLoadError, ModelNotFoundError
 
 __all__ = ["LoraPair", "LoraAdapter", "BaseInfo", "read_adapter", "read_base", "permute_rotary_rows", "check_match"]
@@ -108,8 +109,7 @@ def read_adapter(folder: Path, n_blocks: int) -> LoraAdapter:
                               weights[b_key].astype(np.float32)))
     if not pairs:
         raise ModelLoadError(f"{folder}: the adapter holds no LoRA weights")
-    training_path = folder.parent / "training.json"
-    training = json.loads(training_path.read_text(encoding="utf-8")) if training_path.is_file() else {}
+    training = read_training(folder.parent)
     return LoraAdapter(folder, int(config["r"]), float(config["lora_alpha"]), tuple(pairs), training)
 
 

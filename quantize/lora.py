@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from gentool_router.artefact import GGUF_KEYS, ArtefactMetadata
 from gentool_router.models import base_selector_gguf
 
 from .adapter import check_match, permute_rotary_rows, read_adapter, read_base, rotary_heads
@@ -20,13 +21,8 @@ from .writing import atomic_output
 
 __all__ = ["export_lora_gguf", "GENTOOL_KEYS"]
 
-#: Our own metadata keys in exported files.
-GENTOOL_KEYS = {
-    "prompt_version": "gentool.prompt_version",
-    "tool_text_version": "gentool.tool_text_version",
-    "base_sha256": "gentool.base_sha256",
-    "no_tool_score": "gentool.no_tool_score",
-}
+#: Our own metadata keys in exported files (owned by ``gentool_router.artefact``).
+GENTOOL_KEYS = GGUF_KEYS
 
 _DTYPES = {"f32": np.float32, "f16": np.float16}
 
@@ -67,11 +63,9 @@ def export_lora_gguf(adapter_dir: Path, out: Path, *, base_gguf: Path | None = N
 
 
 def _add_provenance(writer: object, training: dict, base_sha: str) -> None:
-    from gentool_router.prompt import PROMPT_VERSION
-    from gentool_router.tool_text import TOOL_TEXT_VERSION
-
-    writer.add_string(GENTOOL_KEYS["prompt_version"], str(training.get("prompt_version", PROMPT_VERSION)))
-    writer.add_string(GENTOOL_KEYS["tool_text_version"], str(training.get("tool_text_version", TOOL_TEXT_VERSION)))
-    writer.add_string(GENTOOL_KEYS["base_sha256"], base_sha)
-    if isinstance(training.get("no_tool_score"), (int, float)):
-        writer.add_float32(GENTOOL_KEYS["no_tool_score"], float(training["no_tool_score"]))
+    """The ``gentool.*`` keys of a run trained on the base of checksum ``base_sha`` (``gentool_router.artefact``)."""
+    for key, value in ArtefactMetadata.from_training(training, base_sha).gguf_items():
+        if isinstance(value, float):
+            writer.add_float32(key, value)  # type: ignore[attr-defined]
+        else:
+            writer.add_string(key, value)  # type: ignore[attr-defined]

@@ -23,6 +23,7 @@ from typing import Any, Callable, Iterable
 
 import numpy as np
 
+from gentool_router.artefact import GGUF_KEYS
 from gentool_router.models import base_selector_gguf
 
 from .adapter import check_match, permute_rotary_rows, read_adapter, read_base, rotary_heads
@@ -89,6 +90,8 @@ def export_merged_gguf(adapter_dir: Path | None, out: Path, *, base_gguf: Path |
             writer.add_key_value(key, field.contents(), value_type, sub_type)
         if deltas:
             _add_provenance(writer, training, base_sha)
+        else:  # the base alone, re-encoded: it stands for the base it came from when an adapter is loaded over it
+            writer.add_string(GGUF_KEYS["base_sha256"], base_sha)
         for index, tensor in enumerate(reader.tensors):
             shape = tuple(int(n) for n in reversed(list(tensor.shape)))  # PyTorch order (out, in)
             if adapted_type is not None and tensor.name not in deltas:

@@ -43,19 +43,17 @@ def reference_probabilities(adapter_dir: Path | None, records: Sequence[dict[str
     ``generate_response`` gets ``no_tool_score``; by default the run's calibrated one from ``training.json`` next
     to the adapter folder, which is what every GGUF exported from the run carries (else the untrained 0).
     """
-    import json
-
     import torch
 
+    from gentool_router.artefact import read_training
     from gentool_router.prompt import NO_TOOL_SCORE, choice_probabilities
     from gentool_router.tools import NO_TOOL
     from gentool_router_train.base_model import load_base
     from gentool_router_train.encode import answer_ids, encode_record, hf_tokenize
-    from gentool_router_train.trainer import choice_scores
+    from gentool_router_train.scoring import choice_scores
 
     if no_tool_score is None:
-        training = Path(adapter_dir).parent / "training.json" if adapter_dir is not None else None
-        calibrated = json.loads(training.read_text()).get("no_tool_score") if training and training.is_file() else None
+        calibrated = read_training(Path(adapter_dir).parent).get("no_tool_score") if adapter_dir is not None else None
         no_tool_score = float(calibrated) if isinstance(calibrated, (int, float)) else NO_TOOL_SCORE
     model, tokenizer = load_base(base_gguf)
     if adapter_dir is not None:

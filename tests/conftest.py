@@ -1,4 +1,9 @@
-"""Shared fixtures: real models are loaded once per session (they are the slow part)."""
+"""Shared fixtures: real models are loaded once per session (they are the slow part).
+
+Test tiers (the ``slow`` marker, ``pyproject.toml``): a test that loads a real model (the MiniLM embedder, the
+llama.cpp selector, the base model for training or parity) or trains is marked ``slow``; ``make test-fast``
+(``-m "not slow"``) runs the others, which need no model. A test using :data:`MODEL_FIXTURES` is marked here.
+"""
 
 from __future__ import annotations
 
@@ -42,6 +47,19 @@ RECIPES = Tool(
 )
 
 SMALL_TOOLS = [WEATHER, EMAIL, CALENDAR, STOCK, TRANSLATE, RECIPES]
+
+
+#: Fixtures that load a real model or train one: a test using any of them (directly or through another fixture)
+#: is marked ``slow`` by :func:`pytest_collection_modifyitems`, so ``-m "not slow"`` never loads a model through
+#: them, even where a test forgot its mark.
+MODEL_FIXTURES = frozenset({"embedder", "selector", "tiny_run"})
+
+
+@pytest.hookimpl(tryfirst=True)  # before ``-m`` deselects by marker
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if MODEL_FIXTURES & set(getattr(item, "fixturenames", ())) and item.get_closest_marker("slow") is None:
+            item.add_marker(pytest.mark.slow)
 
 
 @pytest.fixture(scope="session")

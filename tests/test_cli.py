@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 
 import pytest
 from click.testing import CliRunner
@@ -69,3 +71,44 @@ def test_bad_tool_file_names_the_line(tmp_path):
     result = CliRunner().invoke(main, ["index", str(tools), "--out", str(tmp_path / "idx")])
     assert result.exit_code == 1 and "tools.jsonl:2" in result.output
     assert not (tmp_path / "idx").exists()
+
+
+def _train_extra_args(command: str, tmp_path) -> list[str]:
+    """Arguments that get each command past click's own checks, to the point where it needs the extra."""
+    data = tmp_path / "data"
+    data.mkdir(exist_ok=True)
+    cases, model = tmp_path / "cases.jsonl", tmp_path / "model.gguf"
+    cases.write_text("")
+    model.write_bytes(b"")
+    return {
+        "train": ["train", "--data", str(data), "--out", str(tmp_path / "run")],
+        "export": ["export", str(tmp_path / "run"), "--out", str(tmp_path / "gguf")],
+        "parity": ["parity", str(tmp_path / "run"), "--cases", str(cases), "--gguf", str(model)],
+    }[command]
+
+
+@pytest.mark.parametrize("command, module", [("train", "torch"), ("train", "transformers"), ("train", "peft"),
+                                             ("train", "gguf"), ("export", "gguf"), ("parity", "torch"),
+                                             ("parity", "transformers"), ("parity", "peft")])
+def test_commands_without_the_train_extra_name_it(command, module, tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, module, None)  # `import module` now raises ImportError, as when not installed
+    result = CliRunner().invoke(main, _train_extra_args(command, tmp_path))
+    assert result.exit_code == 1, result.output
+    assert result.output.strip().splitlines() == [
+        f"Error: {command} needs the 'train' extra ({module} missing): pip install 'gentool-router[train]'"]
+    assert not (tmp_path / "run").exists() and not (tmp_path / "gguf").exists()
+
+
+def test_train_extra_message_from_the_installed_command(tmp_path):
+    """The real entry point, none of the extra importable: one line on stderr, exit status 1, no traceback."""
+    code = ("import sys\n"
+            "for name in ('torch', 'transformers', 'peft', 'gguf'):\n"
+            "    sys.modules[name] = None\n"
+            "from gentool_router.cli import main\n"
+            "main(sys.argv[1:])\n")
+    result = subprocess.run([sys.executable, "-c", code, *_train_extra_args("train", tmp_path)],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 1, result.stderr
+    assert result.stderr.strip().splitlines() == [
+        "Error: train needs the 'train' extra (torch, transformers, peft, gguf missing): "
+        "pip install 'gentool-router[train]'"]

@@ -44,6 +44,7 @@ class GatedEmbedder:
         return self.inner.embed_queries(texts)
 
 
+@pytest.mark.slow
 def test_threads_editing_and_routing_at_once(embedder):
     router = ToolRouter.from_tools(SMALL_TOOLS, embedder=embedder, selector=RetrievalSelector(), k=8)
     ever = {t.name for t in SMALL_TOOLS} | {t["name"] for r in range(40) for t in _extra(r)}
@@ -88,6 +89,7 @@ def test_threads_editing_and_routing_at_once(embedder):
     assert router.route("Will it rain in Oslo tomorrow?").name == "get_weather_forecast"
 
 
+@pytest.mark.slow
 def test_add_embeds_outside_the_lock_and_rechecks_names_under_it(embedder):
     gated = GatedEmbedder(embedder)
     router = ToolRouter.from_tools(SMALL_TOOLS, embedder=gated, selector=RetrievalSelector())

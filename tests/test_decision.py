@@ -14,7 +14,6 @@ from gentool_router.decision import (
     DecisionModel,
     LabelledEvidence,
     default_decision,
-    selector_identity,
 )
 from gentool_router.errors import ConfigError, ModelLoadError
 from gentool_router.evidence import (
@@ -162,7 +161,6 @@ def test_the_real_suite_is_held_out_from_training_and_fitting():
 @pytest.mark.slow
 def test_the_router_decides_with_the_shipped_model_and_explains(embedder, selector):
     from gentool_router import ToolRouter
-
     from gentool_router.examples import example_tools
 
     packaged = ToolRouter.from_tools(example_tools(), embedder=embedder, selector=selector)  # the packaged selector

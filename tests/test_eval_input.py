@@ -58,6 +58,7 @@ def test_the_cli_lists_all_bad_cases_before_loading_any_model(tmp_path):
     assert "missing.gguf" not in result.output
 
 
+@pytest.mark.slow
 def test_skip_invalid_runs_the_rest_and_counts_them(tmp_path):
     path = _case_file(tmp_path)
     out = tmp_path / "out.json"
@@ -68,6 +69,7 @@ def test_skip_invalid_runs_the_rest_and_counts_them(tmp_path):
     assert [r["id"] for r in records] == ["ok", "ok2"] and all(r["correct"] for r in records)
 
 
+@pytest.mark.slow
 def test_cases_over_an_index_are_checked_against_it(tmp_path, embedder):
     index = ToolIndex.build(TOOLS, embedder)
     path = tmp_path / "cases.jsonl"
@@ -93,6 +95,7 @@ class FailingSelector:
         raise SelectorError("llama.cpp failed while scoring candidates: boom")
 
 
+@pytest.mark.slow
 def test_evaluate_keeps_each_errors_class_and_names_the_case(tmp_path, embedder):
     path = tmp_path / "cases.jsonl"
     path.write_text(json.dumps(GOOD) + "\n")

@@ -1,4 +1,7 @@
-"""GGUF export of a trained selector: layout, parity with transformers, quantization, clear errors."""
+"""GGUF export of a trained selector: layout, parity with transformers, quantization, clear errors.
+
+The tests over a trained run (``tiny_run``: training) or the base model's weights are slow; the error and option
+checks need no model."""
 
 from __future__ import annotations
 
@@ -19,9 +22,8 @@ from gentool_router_quantize.writing import ExportError  # noqa: E402
 
 from conftest import tiny_records  # noqa: E402
 
-pytestmark = pytest.mark.slow
 
-
+@pytest.mark.slow
 def test_rotary_permutation_maps_transformers_q_and_k_to_llama_cpp():
     """transformers un-permutes q/k when it loads the GGUF; our permutation must put them back exactly."""
     from gguf.quants import dequantize
@@ -42,6 +44,7 @@ def test_rotary_permutation_maps_transformers_q_and_k_to_llama_cpp():
             np.testing.assert_allclose(ours, from_gguf, atol=1e-6)
 
 
+@pytest.mark.slow
 def test_lora_gguf_has_llama_cpp_adapter_layout(tiny_run, tmp_path):
     out = export_lora_gguf(tiny_run / "adapter", tmp_path / "a.gguf")
     reader = gguf.GGUFReader(out)
@@ -55,6 +58,7 @@ def test_lora_gguf_has_llama_cpp_adapter_layout(tiny_run, tmp_path):
     assert [int(n) for n in a.shape] == [576, 16]  # GGUF order: (in, r)
 
 
+@pytest.mark.slow
 def test_exported_selectors_choose_what_transformers_chooses(tiny_run, tmp_path):
     from gentool_router_quantize.merge import export_merged_gguf, quantize_gguf
     from gentool_router_quantize.parity import check_parity, reference_probabilities
@@ -71,6 +75,7 @@ def test_exported_selectors_choose_what_transformers_chooses(tiny_run, tmp_path)
     assert 0 < q8.stat().st_size < merged.stat().st_size
 
 
+@pytest.mark.slow
 def test_q4_1_requantization_keeps_unadapted_base_tensors_bit_exact(tiny_run, tmp_path):
     """Quantizing the merge to the base's own Q4_1 rounds only the adapted tensors anew (merge.py's claim)."""
     from gentool_router_quantize.adapter import read_adapter
@@ -90,6 +95,7 @@ def test_q4_1_requantization_keeps_unadapted_base_tensors_bit_exact(tiny_run, tm
     assert len(unchanged) == len(base) - len(changed) > len(base) / 2
 
 
+@pytest.mark.slow
 def test_q4_k_m_can_keep_the_adapted_tensors_at_q8_0(tiny_run, tmp_path):
     """llama.cpp's per-tensor overrides: the LoRA-adapted tensors at q8_0, the rest by q4_k_m's own recipe."""
     from gentool_router_quantize.merge import adapted_tensor_names, export_merged_gguf, quantize_gguf
@@ -107,6 +113,7 @@ def test_q4_k_m_can_keep_the_adapted_tensors_at_q8_0(tiny_run, tmp_path):
     assert plain.stat().st_size < kept.stat().st_size < merged.stat().st_size
 
 
+@pytest.mark.slow
 def test_mixed_export_keeps_base_tensors_and_chooses_what_transformers_chooses(tiny_run, tmp_path):
     """q4_1-q8_0: unadapted tensors byte-identical to the base, adapted ones merged at q8_0, same choices."""
     from gentool_router_quantize.adapter import read_adapter
@@ -130,6 +137,7 @@ def test_mixed_export_keeps_base_tensors_and_chooses_what_transformers_chooses(t
         export_merged_gguf(tiny_run / "adapter", tmp_path / "x.gguf", adapted_type="q4_0")
     assert not (tmp_path / "x.gguf").exists()
 
+@pytest.mark.slow
 def test_cli_mixed_export_alone_writes_no_f16_intermediate(tiny_run, tmp_path):
     from click.testing import CliRunner
 
@@ -154,6 +162,7 @@ def test_missing_adapter_is_a_clear_error(tmp_path):
         export_lora_gguf(tmp_path / "nothing", tmp_path / "a.gguf")
 
 
+@pytest.mark.slow
 def test_adapter_trained_on_another_base_is_refused(tiny_run, tmp_path):
     run = tmp_path / "run"
     shutil.copytree(tiny_run, run)
@@ -165,6 +174,7 @@ def test_adapter_trained_on_another_base_is_refused(tiny_run, tmp_path):
     assert not (tmp_path / "a.gguf").exists()
 
 
+@pytest.mark.slow
 def test_unwritable_output_is_a_clear_error_and_leaves_nothing(tiny_run, tmp_path):
     blocker = tmp_path / "file"
     blocker.write_text("x")
@@ -199,6 +209,7 @@ def test_metadata_reader_rejects_a_truncated_file(tmp_path):
         read_gguf_metadata(tmp_path / "cut.gguf")
 
 
+@pytest.mark.slow
 def test_parity_command_checks_exported_files_against_transformers(tiny_run, tmp_path):
     from click.testing import CliRunner
 

@@ -1,4 +1,4 @@
-"""FAISS index: build, search, incremental edits, persistence (contract 4)."""
+"""FAISS index: build, search, incremental edits, persistence (contract 4), with the real MiniLM embedder (slow)."""
 
 from __future__ import annotations
 
@@ -9,6 +9,8 @@ import pytest
 
 from gentool_router import CatalogError, IndexFormatError, IndexMismatchError, Tool, ToolIndex
 from gentool_router.index import INDEX_FILE, MANIFEST_FILE, TOOLS_FILE
+
+pytestmark = pytest.mark.slow
 
 
 @pytest.fixture()

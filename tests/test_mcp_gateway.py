@@ -1,10 +1,11 @@
 """The MCP gateway (``gentool-router mcp-gateway``).
 
-Fast tests: the config file, the prefixing of colliding names, the index reuse and the tool surface in memory (no
-model, or the MiniLM embedder only). Process tests: the real gateway, started as an MCP client starts it, in front
-of our two stdio servers (``examples/mcp_server.py``, ``examples/mcp_server_calendar.py``: both have a
-``current_time``), called with the ``mcp`` SDK's ``ClientSession``; they route with ``--retrieval-only`` except the
-slow one, which uses the shipped selector. Either way the gateway's routes are the embedded router's.
+Fast tests (no model): the config file, the prefixing of colliding names, servers that fail, bad configs. Slow
+tests (the MiniLM embedder at least): the index reuse, the tool surface in memory, and the process tests: the real
+gateway, started as an MCP client starts it, in front of our two stdio servers (``examples/mcp_server.py``,
+``examples/mcp_server_calendar.py``: both have a ``current_time``), called with the ``mcp`` SDK's
+``ClientSession``; they route with ``--retrieval-only`` (the gateway embeds the 13 tools) except one, which uses the
+shipped selector. Either way the gateway's routes are the embedded router's.
 """
 
 from __future__ import annotations
@@ -28,7 +29,6 @@ import pytest
 pytest.importorskip("mcp")
 
 import anyio  # noqa: E402
-
 from mcp import ClientSession, StdioServerParameters, types  # noqa: E402
 from mcp.client.stdio import stdio_client  # noqa: E402
 
@@ -181,6 +181,7 @@ def test_the_catalogue_is_the_one_langchain_mcp_adapters_gives(tmp_path):
 
 
 # -------------------------------------------------------------------------------------------- the index
+@pytest.mark.slow
 def test_an_index_folder_is_reused_while_the_tools_stay_the_same(tmp_path, embedder, monkeypatch):
     tools = [t.tool for t in gateway_tools({"a": [mcp_tool("first"), mcp_tool("second", "Sends a letter.")]})]
     options = dict(embedder=embedder, selector=RetrievalSelector())
@@ -195,6 +196,7 @@ def test_an_index_folder_is_reused_while_the_tools_stay_the_same(tmp_path, embed
 
 
 # ------------------------------------------------------------------------------------- the surface in memory
+@pytest.mark.slow
 async def test_a_poisoned_tool_is_not_routed_and_not_called(embedder):
     from mcp.shared.memory import create_connected_server_and_client_session
 
@@ -251,6 +253,7 @@ async def embedded_router(**options: Any) -> tuple[ToolRouter, list[RemoteTool]]
     return ToolRouter.from_tools([t.tool for t in served], show_progress=False, **options), served
 
 
+@pytest.mark.slow
 async def test_the_gateway_shows_two_tools_and_routes_as_the_embedded_router(tmp_path, embedder):
     router, served = await embedded_router(embedder=embedder, selector=RetrievalSelector())
     async with gateway(servers_config(tmp_path), "--retrieval-only") as client:
@@ -279,6 +282,7 @@ async def test_the_gateway_shows_two_tools_and_routes_as_the_embedded_router(tmp
             "title", "date", "start"]
 
 
+@pytest.mark.slow
 async def test_calls_are_forwarded_to_the_owning_server(tmp_path):
     async with gateway(servers_config(tmp_path), "--retrieval-only") as client:
         async def call(name: str, **arguments: Any) -> types.CallToolResult:
@@ -312,6 +316,7 @@ async def test_calls_are_forwarded_to_the_owning_server(tmp_path):
             assert refused.isError and refused.content[0].text == message
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="finds the server's process in /proc")
 async def test_a_server_that_exits_fails_only_the_calls_to_it(tmp_path):
     async with gateway(servers_config(tmp_path), "--retrieval-only") as client:
@@ -357,6 +362,7 @@ def _wait_for_port(port: int, process: subprocess.Popen[Any], seconds: float = 3
             time.sleep(0.1)
 
 
+@pytest.mark.slow
 async def test_streamable_http_both_ways_and_a_clean_stop(tmp_path):
     """The calendar server over streamable HTTP behind the gateway, the gateway itself served over streamable HTTP;
     the calendar server going away fails only its calls; SIGINT stops the gateway, closing its sessions (the stdio
@@ -413,6 +419,7 @@ async def test_streamable_http_both_ways_and_a_clean_stop(tmp_path):
                 running.wait(10)
 
 
+@pytest.mark.slow
 def test_the_example_runs_offline(monkeypatch):
     monkeypatch.syspath_prepend(str(ROOT / "examples"))
     example = importlib.import_module("mcp_gateway")
@@ -445,6 +452,7 @@ def test_servers_that_fail_are_each_named_before_any_model_loads(tmp_path):
     assert {*_processes_running(str(DESK)), *_processes_running(str(CALENDAR))} <= before  # the two that started
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="finds the servers' processes in /proc")
 @pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGINT])
 def test_a_signal_stops_the_stdio_gateway_and_its_servers(tmp_path, stop):

@@ -12,8 +12,12 @@ from click.testing import CliRunner
 from gentool_router import Tool
 from gentool_router.cli import main
 from gentool_router_train.simulate import CASE_TYPES, SCENARIOS
-from gentool_router_train.sources import (example_eval_queries, load_multi_call_queries, load_sources,
-                                          public_eval_queries)
+from gentool_router_train.sources import (
+    example_eval_queries,
+    load_multi_call_queries,
+    load_sources,
+    public_eval_queries,
+)
 from gentool_router_train.weak import is_weaker, make_weak_variant
 
 

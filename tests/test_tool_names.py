@@ -51,6 +51,7 @@ def test_the_name_rule_is_mcps_and_the_corpus_mapping_is_unchanged():
     assert valid_tool_name("y" * 100) == "y" * 64
 
 
+@pytest.mark.slow
 def test_mcp_names_index_save_load_and_route(tmp_path, embedder):
     router = ToolRouter.from_tools(MCP_TOOLS, embedder=embedder, selector=RetrievalSelector(), k=3)
     for query, name in QUERIES.items():
@@ -67,6 +68,7 @@ def test_mcp_names_index_save_load_and_route(tmp_path, embedder):
     assert "admin.tools.list" in loaded.index
 
 
+@pytest.mark.slow
 def test_python_style_types_load_as_json_schema(tmp_path, embedder):
     """The whole catalogue loads; the schema handed to a model is JSON Schema; the stored one round-trips."""
     result = CliRunner().invoke(main, ["index", str(_write_tools(tmp_path / "tools.jsonl")), "--out",
@@ -81,6 +83,7 @@ def test_python_style_types_load_as_json_schema(tmp_path, embedder):
     assert render_tool(tool) == "weather-v2/forecast(city, days?): Weather forecast for a city: rain, wind and temperature."
 
 
+@pytest.mark.slow
 def test_eval_case_files_with_mcp_names(tmp_path):
     cases = tmp_path / "cases.jsonl"
     cases.write_text("".join(json.dumps({"id": f"c{i}", "query": q, "expected": n, "tools": MCP_TOOLS}) + "\n"
@@ -93,6 +96,7 @@ def test_eval_case_files_with_mcp_names(tmp_path):
     assert report["summaries"]["retrieval"]["accuracy"] == 1.0
 
 
+@pytest.mark.slow
 def test_langchain_middleware_binds_mcp_named_tools(embedder):
     pytest.importorskip("langchain")
     from langchain.agents import create_agent

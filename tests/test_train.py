@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import math
-from pathlib import Path
 
 import pytest
 
@@ -15,9 +14,10 @@ from click.testing import CliRunner  # noqa: E402
 from gentool_router.cli import main  # noqa: E402
 from gentool_router.prompt import encode_parts, prefix_parts  # noqa: E402
 from gentool_router_train.encode import encode_record, sample_balanced  # noqa: E402
-from gentool_router_train.trainer import ranking_loss, selection_loss  # noqa: E402
+from gentool_router_train.losses import ranking_loss, selection_loss  # noqa: E402
 
 from conftest import SMALL_TOOLS, tiny_records, write_tiny_data  # noqa: E402
+
 
 def _tokenize(text: str, special: bool) -> list[int]:
     return [ord(c) for c in text]  # a stand-in tokenizer: one id per character
@@ -61,7 +61,7 @@ def test_packed_scores_equal_one_prompt_per_candidate_through_the_real_model():
     """Training packs each record (head once, tails masked apart); it must score what the runtime's prompts score."""
     from gentool_router_train.base_model import load_base
     from gentool_router_train.encode import answer_ids, hf_tokenize
-    from gentool_router_train.trainer import choice_scores
+    from gentool_router_train.scoring import choice_scores
 
     model, tokenizer = load_base()
     model.eval()
@@ -117,7 +117,7 @@ def test_an_interrupted_run_resumes_from_its_checkpoint(tmp_path, monkeypatch):
 
     config = trainer.TrainConfig(data_dir=write_tiny_data(tmp_path / "data"), ranking_examples=12,
                                  selection_examples=4, dev_examples=2, eval_every=0, checkpoint_every=1, threads=2)
-    real_loss, calls = trainer._loss, []
+    real_loss, calls = trainer.batch_loss, []
 
     def failing_loss(*args, **kwargs):
         calls.append(1)
@@ -125,13 +125,13 @@ def test_an_interrupted_run_resumes_from_its_checkpoint(tmp_path, monkeypatch):
             raise KeyboardInterrupt  # as if the user pressed Ctrl-C during step 3
         return real_loss(*args, **kwargs)
 
-    monkeypatch.setattr(trainer, "_loss", failing_loss)
+    monkeypatch.setattr(trainer, "batch_loss", failing_loss)
     with pytest.raises(KeyboardInterrupt):
         trainer.train(config, tmp_path / "run", show_progress=False, log=lambda _: None)
     state = json.loads((tmp_path / "run" / "checkpoint" / "state.json").read_text())
     assert (state["stage_index"], state["step"]) == (0, 2)
 
-    monkeypatch.setattr(trainer, "_loss", real_loss)
+    monkeypatch.setattr(trainer, "batch_loss", real_loss)
     messages = []
     summary = trainer.train(config, tmp_path / "run", show_progress=False, log=messages.append)
     assert any("resuming" in m and "step 2" in m for m in messages)

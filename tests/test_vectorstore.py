@@ -1,9 +1,9 @@
 """The vector-store backend (``vectorstore.py``) through a real engine: Qdrant's local mode, the same client code
 that talks to a Qdrant server. It must retrieve and route as the embedded FAISS index does on the same catalogue.
 
-The real MiniLM embedder is used (its vectors are computed once per text, shared by both backends: the same
-function); the bad-input tests use a small deterministic embedder. The test that loads the llama.cpp selector is
-marked slow.
+The comparisons use the real MiniLM embedder (its vectors are computed once per text, shared by both backends: the
+same function), so they are marked slow, as is the test that loads the llama.cpp selector; the bad-input and
+concurrency tests use a small deterministic embedder and need no model.
 """
 
 from __future__ import annotations
@@ -164,6 +164,7 @@ def _assert_same_results(a, b) -> None:
 
 
 # ------------------------------------------------------------------ parity with FAISS
+@pytest.mark.slow
 @pytest.mark.parametrize("k", [5, 50])
 def test_same_top_k_as_faiss(faiss_index, opened, cached, k):
     vectors = cached.embed_queries(QUERIES)
@@ -174,6 +175,7 @@ def test_same_top_k_as_faiss(faiss_index, opened, cached, k):
     _assert_same_results(_top(opened.search(QUERIES[0], k=3)), _top(got[0][:3]))
 
 
+@pytest.mark.slow
 def test_same_routes_as_the_embedded_router(faiss_index, opened):
     embedded = ToolRouter(faiss_index, RetrievalSelector(), k=5)
     on_store = ToolRouter(opened, RetrievalSelector(), k=5)
@@ -194,6 +196,7 @@ def test_same_routes_as_the_embedded_router(faiss_index, opened):
                                [r.candidates[-1].retrieval_score for r in b], atol=1e-4)
 
 
+@pytest.mark.slow
 def test_evidence_is_the_same(faiss_index, opened, cached):
     """What the decision model weighs (cosines, their scale over the 50 nearest, BM25) is backend-independent."""
     embedded, on_store = ToolRouter(faiss_index, RetrievalSelector()), ToolRouter(opened, RetrievalSelector())
@@ -210,6 +213,7 @@ def test_evidence_is_the_same(faiss_index, opened, cached):
         assert ea.similarity_std == pytest.approx(eb.similarity_std, abs=1e-4)
 
 
+@pytest.mark.slow
 def test_generic_vectorstore_in_memory(cached, faiss_index):
     """Nothing Qdrant-specific but the reader: LangChain's own InMemoryVectorStore gives the same results."""
     index = VectorStoreIndex.build(example_tools(), InMemoryVectorStore(RouterEmbeddings(cached)))
@@ -232,6 +236,7 @@ REPLICA = textwrap.dedent("""
 """)
 
 
+@pytest.mark.slow
 def test_a_replica_process_opens_the_store_and_routes_the_same(built_store, faiss_index):
     """A stateless replica needs only the store's address: the catalogue, BM25 and vectors come from the store."""
     queries = QUERIES[:8]
@@ -242,6 +247,7 @@ def test_a_replica_process_opens_the_store_and_routes_the_same(built_store, fais
     assert replica["routes"] == [r.name for r in ToolRouter(faiss_index, RetrievalSelector()).route_batch(queries)]
 
 
+@pytest.mark.slow
 def test_local_mode_allows_one_client_per_folder(opened, built_store, cached):
     with pytest.raises(VectorStoreError, match="one client at a time.*Qdrant server"):
         qdrant_store(COLLECTION, path=built_store, embedder=cached)
@@ -311,6 +317,7 @@ def test_routes_and_edits_from_threads(caplog):
 
 
 # ------------------------------------------------------------------ editing
+@pytest.mark.slow
 def test_add_and_remove_persist_in_the_store(store_copy, cached):
     index = VectorStoreIndex(qdrant_store(COLLECTION, path=store_copy, embedder=cached))
     size = len(index)
@@ -344,6 +351,7 @@ def test_router_edits_go_to_the_store():
 
 
 # ------------------------------------------------------------------ bad input
+@pytest.mark.slow
 def test_a_store_built_with_another_embedder_is_refused(store_copy):
     other = HashEmbedder("test:other-model", 384)  # same width, another function
     with pytest.raises(IndexMismatchError, match="built with embedder 'sentence-transformers/all-MiniLM-L6-v2'.*"
@@ -351,6 +359,7 @@ def test_a_store_built_with_another_embedder_is_refused(store_copy):
         VectorStoreIndex(qdrant_store(COLLECTION, path=store_copy, embedder=other))
 
 
+@pytest.mark.slow
 def test_a_collection_of_another_width_is_refused(store_copy):
     with pytest.raises(IndexMismatchError, match="384-dimensional vectors.*gives 64"):
         qdrant_store(COLLECTION, path=store_copy, embedder=HashEmbedder())

@@ -16,9 +16,9 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from gentool_router.artefact import base_checksum
 from gentool_router.errors import ModelLoadError
 from gentool_router.models import base_selector_gguf
-from gentool_router.persistence import sha256_file
 
 __all__ = ["cache_root", "plain_base_folder", "load_base", "gguf_sha256"]
 
@@ -29,8 +29,9 @@ def cache_root() -> Path:
 
 
 def gguf_sha256(path: Path) -> str:
-    """Checksum of a base GGUF: names its cached folder and ties a trained adapter to its base."""
-    return sha256_file(Path(path))
+    """Checksum of a base GGUF: names its cached folder and ties a trained adapter to its base (the runtime's
+    own, ``gentool_router.artefact.base_checksum``, so training and loading compare the same thing)."""
+    return base_checksum(Path(path))
 
 
 def plain_base_folder(gguf_path: Path | None = None) -> Path:

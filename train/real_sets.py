@@ -21,7 +21,6 @@ import io
 import json
 import random
 from functools import lru_cache
-from pathlib import Path
 from typing import Any, Callable, Iterator
 
 from gentool_router.examples import example_cases, example_tools, out_of_scope_queries
@@ -399,7 +398,7 @@ def check_disjoint(suite: dict[str, list[dict[str, Any]]], fit: dict[str, list[d
     trained = _exposure().query_keys
     fit_queries = {query_key(c["query"]) for cases in fit.values() for c in cases}
     fit_tools = {t for cases in fit.values() for c in cases for t in [c["expected"], *c["exclude"]] if t}
-    for name, cases in suite.items():
+    for cases in suite.values():
         for c in cases:
             key = query_key(c["query"])
             if key in trained:

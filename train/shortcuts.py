@@ -35,10 +35,10 @@ def _pairs(records: Iterable[dict[str, Any]]) -> list[tuple[str, str]]:
 
 def names_only_accuracy(records: Iterable[dict[str, Any]], seed: int = 0) -> tuple[float, int]:
     """Cross-validated accuracy of telling the strong name of a pair from the weak one, and the pair count."""
+    from scipy.sparse import hstack
     from sklearn.feature_extraction.text import HashingVectorizer
     from sklearn.linear_model import LogisticRegression
     from sklearn.model_selection import cross_val_score
-    from scipy.sparse import hstack
 
     pairs = _pairs(records)
     if len(pairs) < 2 * FOLDS:
