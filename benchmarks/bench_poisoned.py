@@ -18,10 +18,14 @@ Two attack sets: ``design`` (:data:`TEMPLATES`, the attacks the detector's patte
 detector misses there, an attacker who paraphrases would get through).
 
 Printed per run: how often the poisoned tool is chosen, and accuracy on the case's own expected answer
-(a tool, or ``generate_response``). Run it on a quiet machine (llama.cpp's threads slow down when a core is busy):
+(a tool, or ``generate_response``). Printed first, without a model: how many honest tools the screen flags
+(false positives), per real catalogue (Seal-Tools, MetaTool, API-Bank, the bundled one) and for the case file's
+own tools, in all and per field (``--clean-only`` stops there). Run it on a quiet machine (llama.cpp's threads
+slow down when a core is busy):
 
     .venv/bin/python benchmarks/bench_poisoned.py --limit 100                      # every field
     .venv/bin/python benchmarks/bench_poisoned.py --limit 100 --fields description # the table in RELIABILITY.md
+    .venv/bin/python benchmarks/bench_poisoned.py --clean-only                     # false positives only, seconds
 """
 
 from __future__ import annotations
@@ -116,6 +120,62 @@ def summarize_run(records: list[dict[str, Any]], poisoned: list[str] | None) -> 
     }
 
 
+#: The real catalogues whose tools must pass the screen (``gentool_router_train.real_sets.catalogue``).
+CLEAN_CATALOGUES = ("seal-tools", "metatool", "api-bank", "examples")
+
+
+def _field_kind(field: str) -> str:
+    """``parameter 'city' description`` -> ``parameter description``: one kind per field of a tool."""
+    return re.sub(r" '.*' ", " ", field)
+
+
+def clean_flag_rates(cases_file: Path | None = None) -> dict[str, Any]:
+    """How many honest tools the screen flags, per real catalogue (and the case file's own tools), in all and per
+    field; no model is loaded. The tools and the flagged text are listed, so each false positive can be read."""
+    from gentool_router_train.real_sets import catalogue
+
+    sets: dict[str, list[Tool]] = {name: catalogue(name) for name in CLEAN_CATALOGUES}
+    if cases_file is not None:
+        distinct: dict[str, Tool] = {}
+        for case in load_cases(cases_file):
+            for tool in case.tools or ():
+                distinct.setdefault(json.dumps(tool.to_dict(), sort_keys=True), tool)
+        sets[f"{cases_file} (the cases' tools)"] = list(distinct.values())
+    out: dict[str, Any] = {}
+    for name, tools in sets.items():
+        flagged = {t.name: suspicious_fields(t) for t in tools}
+        flagged = {n: f for n, f in flagged.items() if f}
+        fields = Counter(_field_kind(field) for found in flagged.values() for field in {f for f, _ in found})
+        out[name] = {
+            "tools": len(tools),
+            "flagged": len(flagged),
+            "flagged_rate": len(flagged) / len(tools),
+            "tools_with": {
+                "parameters": sum(bool(t.parameter_names()) for t in tools),
+                "returned_fields": sum(bool(t.returns) for t in tools),
+                "version": sum(t.version is not None for t in tools),
+                "supersedes": sum(t.supersedes is not None for t in tools),
+                "family": sum(t.family is not None for t in tools),
+            },
+            "flagged_by_field": dict(fields),
+            "flagged_tools": {n: [f"{field}: {text}" for field, text in f] for n, f in flagged.items()},
+        }
+    return out
+
+
+def print_clean_flag_rates(rates: dict[str, Any]) -> None:
+    print("\n| clean catalogue | tools | with parameters / returned fields / version | flagged | flagged by field |")
+    print("|---|---|---|---|---|")
+    for name, r in rates.items():
+        w = r["tools_with"]
+        by_field = ", ".join(f"{k} {v}" for k, v in sorted(r["flagged_by_field"].items())) or "-"
+        print(f"| {name} | {r['tools']} | {w['parameters']} / {w['returned_fields']} / {w['version']} | "
+              f"{r['flagged']} ({r['flagged_rate'] * 100:.2f}%) | {by_field} |")
+    for name, r in rates.items():
+        for tool, texts in r["flagged_tools"].items():
+            print(f"  {name}: {tool}: {'; '.join(t[:100] for t in texts)}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--cases", type=Path, default=Path("data/gentool/test.jsonl"), help="a case file with tools")
@@ -131,8 +191,18 @@ def main() -> None:
     parser.add_argument("--policies", nargs="+", choices=["allow", "neutralize", "exclude"],
                         default=["allow", "neutralize", "exclude"])
     parser.add_argument("--json", type=Path, help="write the figures and every case's prediction here")
+    parser.add_argument("--clean-only", action="store_true",
+                        help="only count the honest tools the screen flags (real catalogues and the case file's "
+                             "tools; no model is loaded) and stop")
     args = parser.parse_args()
     logging.getLogger("gentool_router.poison").setLevel(logging.ERROR)  # one warning per case otherwise
+
+    clean = clean_flag_rates(args.cases)
+    print_clean_flag_rates(clean)
+    if args.clean_only:
+        if args.json:
+            args.json.write_text(json.dumps({"cases_file": str(args.cases), "clean_flagged": clean}, indent=1) + "\n")
+        return
 
     cases = [c for c in load_cases(args.cases)[:: args.every] if c.tools][: args.limit]
     if not cases:
@@ -140,11 +210,13 @@ def main() -> None:
     runs: dict[str, tuple[list[EvalCase], list[str] | None, str]] = {"clean": (list(cases), None, "exclude")}
     k = args.k or max(len(c.tools) for c in cases) + 1
     print(f"{len(cases)} cases from {args.cases} (every {args.every}th), k = {k}")
+    detector: dict[str, int] = {}
     for attack in args.attacks:
         templates = ATTACK_SETS[attack]
         for field in args.fields:
             poisoned_cases, poisoned_names = zip(*(poison(c, i, templates, field) for i, c in enumerate(cases)))
             flagged = sum(bool(suspicious_fields(poisoned_tool(n, d, field))) for n, d in templates)
+            detector[f"{attack} in the {field}"] = flagged
             print(f"{attack} attacks in the {field}: the detector flags {flagged}/{len(templates)} templates")
             label = attack if field == "description" else f"{attack} in the {field}"
             for policy in args.policies:
@@ -168,7 +240,8 @@ def main() -> None:
         if r["poisoned_chosen"] is not None:
             print(f"{label}: poisoned tool chosen per template: {r['poisoned_chosen_by_template'] or 'none'}")
     if args.json:
-        args.json.write_text(json.dumps({"k": k, "every": args.every, "cases_file": str(args.cases), "runs": results},
+        args.json.write_text(json.dumps({"k": k, "every": args.every, "cases_file": str(args.cases),
+                                         "templates_flagged": detector, "clean_flagged": clean, "runs": results},
                                         indent=1) + "\n")
 
 

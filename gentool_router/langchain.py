@@ -19,9 +19,11 @@ from __future__ import annotations
 from typing import Any, Awaitable, Callable, Iterable, Mapping, Sequence
 
 from .conversation import routing_text
-from .errors import CatalogError, ConfigError
+from .errors import CatalogError, ConfigError, QueryError
+from .index_base import check_k
 from .results import Route
-from .router import ToolRouter
+from .router import ToolRouter, _clean_query
+from .settings import DEFAULT_CONTEXT_TURNS, DEFAULT_K, DEFAULT_MAX_TOOLS
 from .tool_text import render_tool
 from .tools import NO_TOOL
 
@@ -41,6 +43,8 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
     ) from exc
 
 __all__ = [
+    "as_retriever",
+    "as_runnable",
     "ToolRouterRetriever",
     "ToolRouterRunnable",
     "ToolRouterMiddleware",
@@ -62,7 +66,7 @@ class ToolRouterRetriever(BaseRetriever):
     At most ``k`` documents, and never more than the router's own ``k`` candidates.
 
     Example:
-        >>> retriever = router.as_retriever(k=3)
+        >>> retriever = as_retriever(router, k=3)
         >>> [doc.metadata["name"] for doc in retriever.invoke("Will it rain in Oslo?")]
     """
 
@@ -70,7 +74,7 @@ class ToolRouterRetriever(BaseRetriever):
 
     router: ToolRouter
     """The router whose ranking is returned."""
-    k: int = Field(default=5, gt=0)
+    k: int = Field(default=DEFAULT_K, gt=0)
     """Documents returned at most; ``invoke(query, k=...)`` overrides it per call."""
 
     def _get_relevant_documents(
@@ -132,7 +136,8 @@ class ToolRouterRunnable(Runnable[str, Route]):
         **kwargs: Any,
     ) -> list[Route]:
         return self._batch_with_config(
-            self._route_all, list(inputs), config, return_exceptions=return_exceptions
+            self._route_each if return_exceptions else self._route_all, list(inputs), config,
+            return_exceptions=return_exceptions
         )
 
     async def abatch(
@@ -144,21 +149,63 @@ class ToolRouterRunnable(Runnable[str, Route]):
         **kwargs: Any,
     ) -> list[Route]:
         return await self._abatch_with_config(
-            self._aroute_all, list(inputs), config, return_exceptions=return_exceptions
+            self._aroute_each if return_exceptions else self._aroute_all, list(inputs), config,
+            return_exceptions=return_exceptions
         )
 
-    def _route_all(self, inputs: list[str]) -> list[Route]:
-        return self.router.route_batch(inputs)
+    # typed as Runnable's batch helpers expect (each item a result or an exception); route_batch raises instead
+    def _route_all(self, inputs: list[str]) -> list[Route | Exception]:
+        return list(self.router.route_batch(inputs))
 
-    async def _aroute_all(self, inputs: list[str]) -> list[Route]:
-        return await self.router.aroute_batch(inputs)
+    async def _aroute_all(self, inputs: list[str]) -> list[Route | Exception]:
+        return list(await self.router.aroute_batch(inputs))
+
+    # batch(..., return_exceptions=True): each input gets its own route or its own error, as LangChain's batch
+    # promises; route_batch refuses the whole list for one bad query, so bad queries are set aside first and
+    # the others are still routed in one call
+    def _route_each(self, inputs: list[str]) -> list[Route | Exception]:
+        errors = _query_errors(inputs)
+        routes = iter(self.router.route_batch([q for q, e in zip(inputs, errors) if e is None]))
+        return [e if e is not None else next(routes) for e in errors]
+
+    async def _aroute_each(self, inputs: list[str]) -> list[Route | Exception]:
+        errors = _query_errors(inputs)
+        routes = iter(await self.router.aroute_batch([q for q, e in zip(inputs, errors) if e is None]))
+        return [e if e is not None else next(routes) for e in errors]
 
     def __repr__(self) -> str:
         return f"ToolRouterRunnable({self.router!r})"
 
 
+def _query_errors(queries: list[Any]) -> list[Exception | None]:
+    """Per query, the :class:`~gentool_router.errors.QueryError` routing it would raise, or None."""
+    errors: list[Exception | None] = []
+    for query in queries:
+        try:
+            _clean_query(query)
+            errors.append(None)
+        except QueryError as exc:
+            errors.append(exc)
+    return errors
+
+
+def as_retriever(router: ToolRouter, k: int | None = None) -> ToolRouterRetriever:
+    """``router`` as a LangChain retriever returning the ranked tools as ``Document`` s.
+
+    ``k`` defaults to the router's ``k`` (more than that is never returned).
+    """
+    if k is not None:
+        check_k(k)
+    return ToolRouterRetriever(router=router, k=router.k if k is None else k)
+
+
+def as_runnable(router: ToolRouter) -> ToolRouterRunnable:
+    """``router`` as a LangChain ``Runnable[str, Route]``; ``batch`` routes with one embedding call."""
+    return ToolRouterRunnable(router)
+
+
 # ------------------------------------------------------------------------------ choosing the tools to bind
-def routed_tool_names(route: Route, max_tools: int = 1) -> list[str]:
+def routed_tool_names(route: Route, max_tools: int = DEFAULT_MAX_TOOLS) -> list[str]:
     """The top ``max_tools`` tools ranked above ``generate_response`` (none when the router abstains)."""
     names: list[str] = []
     for choice in route.ranking:
@@ -179,7 +226,7 @@ class _ToolPicker:
         always_include: Iterable[str],
         max_tools: int,
         sticky: bool,
-        context_turns: int = 1,
+        context_turns: int = DEFAULT_CONTEXT_TURNS,
     ) -> None:
         self.router = router
         self.max_tools = _positive_int("max_tools", max_tools)
@@ -308,9 +355,9 @@ class ToolRouterMiddleware(AgentMiddleware):
         tools: Sequence[Any],
         *,
         always_include: Iterable[str] = (),
-        max_tools: int = 1,
+        max_tools: int = DEFAULT_MAX_TOOLS,
         sticky: bool = True,
-        context_turns: int = 1,
+        context_turns: int = DEFAULT_CONTEXT_TURNS,
     ) -> None:
         super().__init__()
         self._picker = _ToolPicker(router, tools, always_include, max_tools, sticky, context_turns)
@@ -351,9 +398,9 @@ def route_tools_node(
     tools: Sequence[Any],
     *,
     always_include: Iterable[str] = (),
-    max_tools: int = 1,
+    max_tools: int = DEFAULT_MAX_TOOLS,
     sticky: bool = True,
-    context_turns: int = 1,
+    context_turns: int = DEFAULT_CONTEXT_TURNS,
 ) -> Callable[[Any], dict[str, list[str]]]:
     """A LangGraph node that reads ``state["messages"]`` and writes ``state["routed_tools"]`` (tool names).
 

@@ -41,12 +41,27 @@ def test_route_batch_matches_single_routes(router):
 
 
 def test_aroute_runs_in_a_thread(router):
+    """The event loop keeps running while routes are computed (they run in worker threads, not on the loop)."""
     async def main():
-        return await asyncio.gather(router.aroute("stock price of MSFT"), router.aroute("meeting tomorrow 9am"))
+        ticks = 0
 
-    a, b = asyncio.run(main())
+        async def ticker():
+            nonlocal ticks
+            while True:
+                ticks += 1
+                await asyncio.sleep(0.001)
+
+        task = asyncio.create_task(ticker())
+        await asyncio.sleep(0)  # let the ticker start
+        routes = await asyncio.gather(router.aroute("stock price of MSFT"), router.aroute("meeting tomorrow 9am"))
+        task.cancel()
+        return routes, ticks
+
+    (a, b), ticks = asyncio.run(main())
     assert a.candidates[0].name == "get_stock_price"
     assert b.candidates[0].name == "create_calendar_event"
+    # a route takes tens of milliseconds or more; run on the loop, it would leave the ticker a tick or two
+    assert ticks >= 5, ticks
 
 
 def test_save_load_gives_identical_routes(tmp_path, router, embedder, selector):
