@@ -36,7 +36,7 @@ from __future__ import annotations
 import json
 import random
 from collections import Counter, defaultdict
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Any, Callable
 
@@ -46,10 +46,20 @@ from gentool_router.persistence import atomic_folder, check_replaceable
 from gentool_router.tool_text import TOOL_TEXT_VERSION, render_tool
 from gentool_router.tools import NO_TOOL, Tool
 
+from .own_catalogue import SOURCE as OWN_SOURCE
+from .own_catalogue import OwnCatalogue, load_own_catalogue
 from .retrieval_cases import CatalogueRetriever
 from .shortcuts import shortcut_report
-from .sources import (SourceQuery, example_eval_queries, load_multi_call_queries, load_no_tool_queries, load_sources,
-                      public_eval_queries, query_key)
+from .simulation_config import SimulationConfig
+from .sources import (
+    SourceQuery,
+    example_eval_queries,
+    load_multi_call_queries,
+    load_no_tool_queries,
+    load_sources,
+    public_eval_queries,
+    query_key,
+)
 from .weak import is_weaker, make_weak_variant, neutral_pair_names
 
 __all__ = ["SimulationConfig", "generate_dataset", "add_version_hints", "SCENARIOS", "CASE_TYPES"]
@@ -57,56 +67,9 @@ __all__ = ["SimulationConfig", "generate_dataset", "add_version_hints", "SCENARI
 SCENARIOS = ("seen_query_seen_tool", "unseen_query_seen_tool", "seen_query_unseen_tool", "unseen_query_unseen_tool")
 #: The test scenario of queries that need no tool at all (``--no-tool-queries``).
 OUT_OF_SCOPE = "out_of_scope"
-CANDIDATE_SOURCES = ("neighbours", "retrieval")
 CASE_TYPES = ("no-tool", "tool-added", "weak-to-strong", "plain")
 NEAR_DUPLICATE = 0.92
 NEIGHBOURS = 40
-
-
-@dataclass(frozen=True)
-class SimulationConfig:
-    """Settings of the simulation; every field is a flag of ``gentool-router generate-data``."""
-
-    seed: int = field(default=0, metadata={"help": "Random seed; the same seed gives byte-identical files."})
-    k: int = field(default=5, metadata={"help": "Tools per toolset (the paper's k = 5)."})
-    heldout_tool_fraction: float = field(default=0.15, metadata={"help": "Share of tools with queries held out."})
-    heldout_seen_query_fraction: float = field(
-        default=0.5, metadata={"help": "Share of a held-out tool's queries trained as no-tool cases (seen queries)."})
-    unseen_query_fraction: float = field(default=0.1, metadata={"help": "Share of seen tools' queries kept for test."})
-    dev_fraction: float = field(default=0.03, metadata={"help": "Share of seen tools' queries kept for dev."})
-    max_queries_per_tool: int = field(default=50, metadata={"help": "Cap on queries per tool (MetaTool is skewed)."})
-    seen_query_test_cases: int = field(default=600, metadata={"help": "Train queries re-drawn as seen-query tests."})
-    pair_share: float = field(default=0.4, metadata={"help": "Share of queries made into zero-to-one pairs."})
-    weak_share: float = field(default=0.3, metadata={"help": "Share of queries made into weak-to-strong cases."})
-    version_hint_share: float = field(default=0.5, metadata={
-        "help": "Share of cases given version metadata: the strong tool supersedes its weak variant, or (so a "
-                "hint is evidence, not the answer) a lone target is deprecated or a distractor is a v2."})
-    multi_call_queries: bool = field(default=True, metadata={
-        "help": "Also train on Seal-Tools' multi-call queries, one case per call with the query's other tools "
-                "hidden (the corpus's Seal-Tools-style targets; train split only)."})
-    exclude_public_queries: bool = field(default=True, metadata={
-        "help": "Leave out the queries of the public evaluation sets (train/data/public-eval-queries.jsonl.gz), "
-                "so their figures are held-out figures."})
-    exclude_example_queries: bool = field(default=True, metadata={
-        "help": "Leave out the bundled example queries (gentool-router demo) too. Off, seed 0 reproduces the "
-                "data of the shipped adapter (gentool-v2) byte for byte."})
-    candidates: str = field(default="neighbours", metadata={"choices": CANDIDATE_SOURCES,
-        "help": "Where a case's other tools come from: 'neighbours' (the target's nearest tools by embedding, "
-                "sampled) or 'retrieval' (the router's real top k for the query over the whole source catalogue, "
-                "dense + BM25, in order: the hard negatives of use; a no-tool case is then a real near miss)."})
-    neutral_pairs: bool = field(default=False, metadata={
-        "help": "Weak-to-strong pairs without giveaways: either side keeps the original name (the other gets a "
-                "suffix drawn alike for both), and version hints land on right and wrong answers alike."})
-    no_tool_queries: bool = field(default=False, metadata={
-        "help": "Add cases for requests that need no tool (train/data/no-tool-queries.jsonl), each over the "
-                "retriever's top k: every 10th is a test case (scenario out_of_scope), every 20th (from the 5th) "
-                "a dev case."})
-
-    def __post_init__(self) -> None:
-        if self.candidates not in CANDIDATE_SOURCES:
-            raise ValueError(f"candidates must be one of {', '.join(CANDIDATE_SOURCES)}, not {self.candidates!r}")
-        if self.no_tool_queries and self.candidates != "retrieval":
-            raise ValueError("--no-tool-queries needs --candidates retrieval (their toolsets are retrieved)")
 
 
 @dataclass
@@ -231,7 +194,7 @@ def _case_types(rng: random.Random, config: SimulationConfig) -> str:
 
 def generate_dataset(
     out: str | Path,
-    config: SimulationConfig = SimulationConfig(),
+    config: SimulationConfig | None = None,
     *,
     embed: Callable[[list[str]], np.ndarray] | None = None,
     log: Callable[[str], None] = print,
@@ -241,7 +204,9 @@ def generate_dataset(
     Returns the counts printed. ``embed`` defaults to the router's embedder (the same model the index uses).
     An ``out`` holding anything but an earlier data set is refused before any work starts.
     """
+    config = config or SimulationConfig()
     check_replaceable(Path(out).absolute(), dataset_owned_files, "generate-data output")
+    own = load_own_catalogue(config.tools, config.queries or None) if config.tools else None
     if embed is None:
         from gentool_router.embedder import MiniLMEmbedder
 
@@ -249,6 +214,8 @@ def generate_dataset(
         embed = lambda texts: embedder.embed_documents(texts, show_progress=True)  # noqa: E731
     rng = random.Random(config.seed)
     tools, queries, multi, by_tool, heldout = _query_plan(config, rng)
+    if own is not None:
+        multi = _drop_clashes(own, tools, by_tool, multi, heldout, log)
     no_tool = _no_tool_plan(config)
     targets = sorted(by_tool)
     log(f"{len(tools)} tools, {len(targets)} with queries ({len(heldout)} held out); embedding tool texts...")
@@ -258,12 +225,16 @@ def generate_dataset(
         pool = _Pool(tools, {}, heldout, CatalogueRetriever(tools, texts, embed, NEAR_DUPLICATE))
     else:
         pool = _Pool(tools, _nearest(tools, sorted(set(targets) | {q.tool for q in multi}), embed), heldout)
-    taken = set(tools)
+    taken = set(tools) | set(own.tools if own is not None else ())
 
     cases: dict[str, list[dict[str, Any]]] = {"train": [], "dev": [], "test": []}
 
-    def emit(split: str, q: SourceQuery, scenario: str | None, kind: str, weak_from: random.Random) -> None:
-        """Add the case(s) of one kind for query ``q`` (a pair adds two)."""
+    def emit(split: str, q: SourceQuery, scenario: str | None, kind: str, weak_from: random.Random,
+             source: _Pool | None = None) -> None:
+        """Add the case(s) of one kind for query ``q`` (a pair adds two); ``source``: the pool ``q``'s tools come
+        from (the bundled corpora's by default)."""
+        source = source or pool
+        tools = source.tools
         training = split in ("train", "dev")
         variants: list[tuple[str, bool, Tool | None, list[str]]] = []
         strong = None
@@ -288,7 +259,8 @@ def generate_dataset(
         else:
             variants = [(kind, True, None, [])]
         for case_type, present, weak, criteria in variants:
-            shown, ranking = _toolset(pool, q.tool, present, weak, rng, config.k, training, q.others, q.query, strong)
+            shown, ranking = _toolset(source, q.tool, present, weak, rng, config.k, training, q.others, q.query,
+                                      strong)
             record = {
                 "id": f"{split}-{len(cases[split]):05d}",
                 "query": q.query,
@@ -306,12 +278,14 @@ def generate_dataset(
             _maybe_hint(record, config)
             cases[split].append(record)
 
-    def emit_no_tool(split: str, query: str, query_id: str) -> None:
+    def emit_no_tool(split: str, query: str, query_id: str, source: _Pool | None = None,
+                     source_name: str = "no-tool-queries") -> None:
         """A request that needs no tool, over the retriever's top k."""
-        shown, ranking = _toolset(pool, None, False, None, rng, config.k, split in ("train", "dev"), (), query)
+        shown, ranking = _toolset(source or pool, None, False, None, rng, config.k, split in ("train", "dev"), (),
+                                  query)
         record = {"id": f"{split}-{len(cases[split]):05d}", "query": query, "tools": shown, "expected": None,
                   "ranking": ranking, "scenario": OUT_OF_SCOPE if split == "test" else None,
-                  "case_type": "no-tool", "target": None, "query_id": query_id, "source": "no-tool-queries"}
+                  "case_type": "no-tool", "target": None, "query_id": query_id, "source": source_name}
         _maybe_hint(record, config)
         cases[split].append(record)
 
@@ -346,12 +320,14 @@ def generate_dataset(
         emit_no_tool("test" if number % 10 == 0 else "dev" if number % 20 == 5 else "train", query, query_id)
     if no_tool:
         log(f"{len(no_tool)} requests that need no tool (train/data/no-tool-queries.jsonl)")
+    if own is not None:
+        _emit_own(own, config, cases, emit, emit_no_tool, embed, rng, log)
     # the seen-query tests of held-out tools pair with their training no-tool case
     for record in cases["test"]:
         if record["scenario"] == "seen_query_unseen_tool" and record["case_type"] == "plain":
             record["case_type"] = "tool-added"
 
-    stats = _write(Path(out), cases, config, tools, targets, heldout, queries)
+    stats = _write(Path(out), cases, config, tools, targets, heldout, queries, own)
     for split in ("train", "dev", "test"):
         log(f"{split}: {stats['splits'][split]['cases']} cases, {stats['splits'][split]['queries']} queries; "
             f"case types {stats['splits'][split]['case_types']}")
@@ -362,8 +338,69 @@ def generate_dataset(
     return stats
 
 
+#: The fewest bundled training cases kept beside a user's catalogue, whatever ``own_share`` asks: the selector's
+#: general skill (weak-to-strong, tools it never saw) comes from them.
+MIN_BUNDLED_TRAIN_CASES = 3000
+#: The case kinds each of the user's training queries is made into: 4 cases (a pair is two), so every labelled
+#: query teaches its tool plain, beside a weaker copy, and absent (the zero-to-one pair).
+OWN_KINDS = ("plain", "pair", "weak")
+
+
+def _drop_clashes(own: OwnCatalogue, tools: dict[str, Tool], by_tool: dict[str, list[SourceQuery]],
+                  multi: list[SourceQuery], heldout: set[str], log: Callable[[str], None]) -> list[SourceQuery]:
+    """Leave out the bundled tools that share a name with one of the user's (in place; the user's tool wins),
+    with their queries; returns the multi-call queries that remain."""
+    clash = set(tools) & set(own.tools)
+    if not clash:
+        return multi
+    for name in clash:
+        del tools[name]
+        by_tool.pop(name, None)
+        heldout.discard(name)
+    log(f"{len(clash)} bundled tool(s) share a name with one of yours and are left out: "
+        + ", ".join(sorted(clash)[:10]) + (" ..." if len(clash) > 10 else ""))
+    return [q for q in multi if q.tool not in clash and not clash & set(q.others)]
+
+
+def _emit_own(own: OwnCatalogue, config: SimulationConfig, cases: dict[str, list[dict[str, Any]]],
+              emit: Callable[..., None], emit_no_tool: Callable[..., None],
+              embed: Callable[[list[str]], np.ndarray], rng: random.Random, log: Callable[[str], None]) -> None:
+    """The cases built around the user's catalogue (train and dev), then the bundled training cases sampled down
+    so the user's make ``config.own_share`` of the train split (never fewer than
+    :data:`MIN_BUNDLED_TRAIN_CASES` bundled ones)."""
+    bundled = cases["train"]
+    cases["train"] = []
+    train_queries, dev_queries = own.split_dev(config.seed)
+    general = [(r["query"], r["id"]) for n, r in enumerate(load_no_tool_queries()) if n % 10 != 0]
+    requests = [*own.no_tool, *general]
+    texts = [q.query for q in own.queries] + [q for q, _ in requests]
+    log(f"your catalogue: {len(own.tools)} tools, {len(own.queries)} labelled queries, {len(own.no_tool)} of "
+        f"yours and {len(general)} general requests that need no tool; retrieving their candidates...")
+    pool = _Pool(own.tools, {}, set(), CatalogueRetriever(own.tools, texts, embed, NEAR_DUPLICATE))
+    for q in train_queries:
+        for kind in OWN_KINDS:
+            emit("train", q, None, kind, rng, pool)
+    for q in dev_queries:
+        emit("dev", q, "unseen_query_seen_tool", _case_types(rng, config), rng, pool)
+    for number, (query, query_id) in enumerate(requests):
+        emit_no_tool("dev" if number % 20 == 5 else "train", query, query_id, pool, OWN_SOURCE)
+    keep = max(MIN_BUNDLED_TRAIN_CASES, round(len(cases["train"]) * (1 - config.own_share) / config.own_share))
+    if keep < len(bundled):
+        chosen = sorted(random.Random(f"{config.seed}:own-mix").sample(range(len(bundled)), keep))
+        bundled = [bundled[i] for i in chosen]
+    log(f"training cases: {len(cases['train'])} around your catalogue, {len(bundled)} from the bundled corpora")
+    cases["train"] = bundled + cases["train"]
+    missing = own.tools_without_queries
+    if missing:
+        log(f"{len(missing)} of your {len(own.tools)} tools have no labelled query ("
+            + ", ".join(missing[:8]) + (" ..." if len(missing) > 8 else "")
+            + "): the selector sees them only as other candidates and judges them by their descriptions alone, "
+              "as it does tools it never saw (what that costs: docs/OWN_CATALOGUE.md)")
+
+
 def _write(out: Path, cases: dict[str, list[dict[str, Any]]], config: SimulationConfig, tools: dict[str, Tool],
-           targets: list[str], heldout: set[str], queries: list[SourceQuery]) -> dict[str, Any]:
+           targets: list[str], heldout: set[str], queries: list[SourceQuery], own: OwnCatalogue | None = None
+           ) -> dict[str, Any]:
     stats: dict[str, Any] = {"config": asdict(config), "tool_text_version": TOOL_TEXT_VERSION, "splits": {}}
     in_toolsets: set[str] = set()
     distinct: set[str] = set()
@@ -386,6 +423,11 @@ def _write(out: Path, cases: dict[str, list[dict[str, Any]]], config: Simulation
     stats["shortcuts"] = shortcut_report(cases["train"])
     stats["tools_with_queries"] = len(targets)
     stats["heldout_tools"] = sorted(heldout)
+    if own is not None:
+        stats["own_catalogue"] = {
+            "tools": len(own.tools), "labelled_queries": len(own.queries), "no_tool_queries": len(own.no_tool),
+            "tools_without_queries": own.tools_without_queries,
+            "cases": {split: sum(r["source"] == OWN_SOURCE for r in records) for split, records in cases.items()}}
 
     def write(folder: Path) -> None:
         for split, records in cases.items():

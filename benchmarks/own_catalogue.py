@@ -1,0 +1,136 @@
+"""The worked example of docs/OWN_CATALOGUE.md: API-Bank's tools as "a user's catalogue".
+
+    .venv/bin/python benchmarks/own_catalogue.py prepare --out data/own-catalogue
+    .venv/bin/python benchmarks/own_catalogue.py report EVAL.json --out benchmarks/results/own-catalogue.json
+
+``prepare`` writes what a user would have: ``tools.jsonl`` (API-Bank's 70 tools), ``queries.jsonl`` (labelled
+requests from a training split of its dialogues, for ``generate-data --queries``) and ``heldout.jsonl`` (eval
+cases). Each query is what the conversation middleware routes: the last three user messages before the call.
+
+The held-out split is query-disjoint from the training one (checked here and by tests/test_own_catalogue.py):
+* ``tool_trained``: calls in a seeded 35% of the dialogue files, to tools that have training queries;
+* ``tool_no_queries``: every call of six tools (seeded) that have no training query at all (what a tool without
+  labelled queries costs);
+* ``out_of_scope``: 100 of the project's held-out no-tool requests (``out_of_scope_queries("held_out")``),
+  routed over the same catalogue.
+
+``report`` turns an ``eval --json`` file into the committed result: each method's accuracy per group with its
+95% Wilson interval.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import math
+import random
+import sys
+from pathlib import Path
+from typing import Any
+
+SEED = 22
+HELDOUT_FILE_SHARE = 0.35
+TOOLS_WITHOUT_QUERIES = 6
+OUT_OF_SCOPE_CASES = 100
+CONTEXT_TURNS = 3
+
+
+def _held_out_file(name: str) -> bool:
+    digest = hashlib.sha256(f"{SEED}:{name}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") / 2**64 < HELDOUT_FILE_SHARE
+
+
+def build() -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]]]:
+    """(tools, training queries, held-out cases) of the worked example, the same on every run."""
+    from gentool_router.examples import out_of_scope_queries
+    from gentool_router_train.real_sets import api_bank_calls, catalogue
+    from gentool_router_train.sources import query_key
+
+    tools = [t.to_dict() for t in catalogue("api-bank")]
+    calls = api_bank_calls(CONTEXT_TURNS)
+    counts: dict[str, int] = {}
+    for call in calls:
+        counts[call["expected"]] = counts.get(call["expected"], 0) + 1
+    eligible = sorted(t for t, n in counts.items() if n >= 3 and t != "GetUserToken")
+    no_queries = set(random.Random(SEED).sample(eligible, TOOLS_WITHOUT_QUERIES))
+    train = [c for c in calls if not _held_out_file(c["file"]) and c["expected"] not in no_queries]
+    trained_keys = {query_key(c["query"]) for c in train}
+    queries = [{"query": c["query"], "tool": c["expected"]} for c in train]
+    heldout: list[dict[str, Any]] = []
+    for call in calls:
+        if query_key(call["query"]) in trained_keys:
+            continue
+        if call["expected"] in no_queries:
+            heldout.append({"query": call["query"], "expected": call["expected"], "scenario": "tool_no_queries"})
+        elif _held_out_file(call["file"]):
+            heldout.append({"query": call["query"], "expected": call["expected"], "scenario": "tool_trained"})
+    chat = random.Random(SEED).sample(out_of_scope_queries("held_out"), OUT_OF_SCOPE_CASES)
+    heldout += [{"query": r["query"], "expected": None, "scenario": "out_of_scope"} for r in chat]
+    heldout = [{"id": f"own-{n:04d}", **case} for n, case in enumerate(heldout)]
+    return tools, queries, heldout
+
+
+def _write_jsonl(path: Path, rows: list[dict[str, Any]]) -> None:
+    path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
+
+
+def prepare(out: Path) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    tools, queries, heldout = build()
+    for name, rows in (("tools.jsonl", tools), ("queries.jsonl", queries), ("heldout.jsonl", heldout)):
+        _write_jsonl(out / name, rows)
+    groups: dict[str, int] = {}
+    for case in heldout:
+        groups[case["scenario"]] = groups.get(case["scenario"], 0) + 1
+    print(f"{len(tools)} tools, {len(queries)} training queries ({len({q['tool'] for q in queries})} tools), "
+          f"held out: {groups}; written to {out}")
+
+
+def wilson(correct: int, total: int, z: float = 1.96) -> tuple[float, float]:
+    """95% Wilson score interval of a proportion."""
+    if total == 0:
+        return (float("nan"), float("nan"))
+    p = correct / total
+    centre = (p + z * z / (2 * total)) / (1 + z * z / total)
+    half = z * math.sqrt(p * (1 - p) / total + z * z / (4 * total * total)) / (1 + z * z / total)
+    return (max(0.0, centre - half), min(1.0, centre + half))
+
+
+def report(eval_json: Path, out: Path) -> dict[str, Any]:
+    data = json.loads(eval_json.read_text(encoding="utf-8"))
+    result: dict[str, Any] = {"source": str(eval_json), "methods": {}}
+    for method, body in data["methods"].items():
+        groups: dict[str, list[bool]] = {}
+        for case in body["cases"]:
+            groups.setdefault(case["scenario"] or "", []).append(bool(case["correct"]))
+            if case["scenario"] != "out_of_scope":
+                groups.setdefault("with_tool", []).append(bool(case["correct"]))
+        result["methods"][method] = {
+            group: {"cases": len(v), "accuracy": sum(v) / len(v), "ci95": wilson(sum(v), len(v))}
+            for group, v in sorted(groups.items())}
+    out.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    for method, groups in result["methods"].items():
+        print(method + ": " + "; ".join(f"{g} {100 * s['accuracy']:.1f}% [{100 * s['ci95'][0]:.1f}-"
+                                        f"{100 * s['ci95'][1]:.1f}] n={s['cases']}" for g, s in groups.items()))
+    return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+    p = commands.add_parser("prepare", help="write tools.jsonl, queries.jsonl, heldout.jsonl")
+    p.add_argument("--out", type=Path, default=Path("data/own-catalogue"))
+    r = commands.add_parser("report", help="per-group accuracy with 95%% intervals from an eval --json file")
+    r.add_argument("eval_json", type=Path)
+    r.add_argument("--out", type=Path, default=Path("benchmarks/results/own-catalogue.json"))
+    args = parser.parse_args(argv)
+    if args.command == "prepare":
+        prepare(args.out)
+    else:
+        report(args.eval_json, args.out)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

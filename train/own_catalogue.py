@@ -1,0 +1,134 @@
+"""A user's own catalogue and labelled queries, read for ``generate-data --tools TOOLS.jsonl [--queries Q.jsonl]``.
+
+The simulation builds cases around these tools the way it builds them around the bundled corpora (plain,
+zero-to-one pairs, weak-to-strong, requests that need no tool), with candidates from the router's own retriever
+over the user's catalogue, so the selector trains on the toolsets it will meet there. docs/OWN_CATALOGUE.md is
+the guide.
+
+Queries file: one JSON object a line, ``{"query": "...", "tool": "name"}``; ``"tool": null`` marks a request that
+no tool of the catalogue serves (a no-tool case). Every bad line is reported at once, before any work starts.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from gentool_router.catalog import load_tools_jsonl
+from gentool_router.errors import CatalogError
+from gentool_router.tools import Tool
+
+from .sources import SourceQuery, query_key
+
+__all__ = ["OwnCatalogue", "load_own_catalogue", "SOURCE", "MAX_REPORTED"]
+
+#: The ``source`` of every case built around the user's catalogue.
+SOURCE = "own-catalogue"
+#: Bad query lines listed in one error before "... and N more".
+MAX_REPORTED = 20
+
+
+@dataclass(frozen=True)
+class OwnCatalogue:
+    """The user's tools by name, their labelled queries and their no-tool requests (query, id)."""
+
+    tools: dict[str, Tool]
+    queries: list[SourceQuery]
+    no_tool: list[tuple[str, str]] = field(default_factory=list)
+
+    @property
+    def tools_without_queries(self) -> list[str]:
+        """Tools no labelled query names: the selector sees them only as other candidates."""
+        named = {q.tool for q in self.queries}
+        return sorted(n for n in self.tools if n not in named)
+
+    def split_dev(self, seed: int, share: float = 0.1) -> tuple[list[SourceQuery], list[SourceQuery]]:
+        """(train, dev) queries: a seeded ``share`` of the query texts (all labels of a text together) for the
+        trainer's dev check and no-tool calibration, none when there are fewer than 10 texts."""
+        texts = sorted({query_key(q.query) for q in self.queries})
+        if len(texts) < 10:
+            return list(self.queries), []
+        random.Random(f"{seed}:own-dev").shuffle(texts)
+        dev_texts = set(texts[: max(1, round(len(texts) * share))])
+        return ([q for q in self.queries if query_key(q.query) not in dev_texts],
+                [q for q in self.queries if query_key(q.query) in dev_texts])
+
+
+def load_own_catalogue(tools_path: str | Path, queries_path: str | Path | None = None) -> OwnCatalogue:
+    """Read and check the user's catalogue (JSONL, as ``gentool-router index`` reads it) and labelled queries.
+
+    A query text labelled with several tools (a message that leads to two calls) is one query per label; each
+    of its cases hides the other labels, so leaving one tool out never makes a wrong no-tool answer.
+    Raises:
+        CatalogError: the catalogue is empty or has a duplicate name, or any query line is bad (each listed).
+    """
+    listed = load_tools_jsonl(tools_path)
+    if not listed:
+        raise CatalogError(f"{tools_path}: no tools")
+    tools: dict[str, Tool] = {}
+    for tool in listed:
+        if tool.name in tools:
+            raise CatalogError(f"{tools_path}: tool name {tool.name!r} appears twice")
+        tools[tool.name] = tool
+    if queries_path is None:
+        return OwnCatalogue(tools, [])
+    labelled: list[tuple[int, str, str]] = []
+    no_tool: list[tuple[str, str]] = []
+    problems: list[str] = []
+    path = Path(queries_path)
+    if not path.is_file():
+        raise CatalogError(f"query file not found: {path}")
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except UnicodeDecodeError as exc:
+        raise CatalogError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        problem = _check_line(line, tools)
+        if isinstance(problem, str):
+            problems.append(f"{path}:{number}: {problem}")
+            continue
+        query, tool = problem
+        if tool is None:
+            no_tool.append((query, f"{SOURCE}:{number}"))
+        else:
+            labelled.append((number, query, tool))
+    if problems:
+        shown = problems[:MAX_REPORTED]
+        more = f"\n... and {len(problems) - MAX_REPORTED} more" if len(problems) > MAX_REPORTED else ""
+        raise CatalogError(f"{len(problems)} bad query line(s):\n" + "\n".join(shown) + more)
+    labels: dict[str, set[str]] = {}
+    for _, query, tool in labelled:
+        labels.setdefault(query_key(query), set()).add(tool)
+    queries, seen = [], set()
+    for number, query, tool in labelled:
+        if (query_key(query), tool) in seen:
+            continue
+        seen.add((query_key(query), tool))
+        others = tuple(sorted(labels[query_key(query)] - {tool}))
+        queries.append(SourceQuery(f"{SOURCE}:{number}", query, tool, SOURCE, (), others))
+    return OwnCatalogue(tools, queries, no_tool)
+
+
+def _check_line(line: str, tools: dict[str, Tool]) -> str | tuple[str, str | None]:
+    """(query, tool or None), or what is wrong with the line."""
+    try:
+        record = json.loads(line)
+    except json.JSONDecodeError as exc:
+        return f"not valid JSON ({exc.msg})"
+    if not isinstance(record, dict):
+        return "not a JSON object"
+    query = record.get("query")
+    if not isinstance(query, str) or not query.strip() or not "".join(ch for ch in query if ch.isprintable()).strip():
+        return "'query' must be a non-empty string"
+    if "tool" not in record:
+        return "no 'tool' (the tool's name, or null when no tool fits)"
+    tool = record["tool"]
+    if tool is not None and not isinstance(tool, str):
+        return "'tool' must be a tool name or null"
+    if tool is not None and tool not in tools:
+        return f"tool {tool!r} is not in the catalogue"
+    return " ".join(query.split()), tool
