@@ -153,4 +153,5 @@ def test_only_the_cli_knows_the_products(package):
     graph = import_graph(PACKAGES)
     users = sorted(m for m, targets in graph.items() if m.partition(".")[0] == "gentool_router"
                    and any(t == package or t.startswith(package + ".") for t in targets))
-    assert set(users) <= {"gentool_router.cli"}, users
+    assert all(u == "gentool_router.cli" or u.startswith("gentool_router.cli.") for u in users), users
+    assert users  # the CLI does use them: the check looks where it should
