@@ -11,7 +11,7 @@ demo: $(STAMP)
 
 # lint first: a style or type error fails the run before the (long) suite starts
 test: lint
-	$(PY) -m pytest
+	$(PY) -m pytest --durations=15
 
 # the unit tier: the tests that load no model (`slow` ones load the embedder, the llama.cpp selector or the base
 # model, or train; tests/conftest.py marks every test using a model fixture)
