@@ -1,7 +1,7 @@
 """The worked example of docs/OWN_CATALOGUE.md: API-Bank's tools as "a user's catalogue".
 
     .venv/bin/python benchmarks/own_catalogue.py prepare --out data/own-catalogue
-    .venv/bin/python benchmarks/own_catalogue.py report EVAL.json --out benchmarks/results/own-catalogue.json
+    .venv/bin/python benchmarks/own_catalogue.py report EVAL.json [EVAL2.json ...] --out benchmarks/results/own-catalogue.json
 
 ``prepare`` writes what a user would have: ``tools.jsonl`` (API-Bank's 70 tools), ``queries.jsonl`` (labelled
 requests from a training split of its dialogues, for ``generate-data --queries``) and ``heldout.jsonl`` (eval
@@ -14,8 +14,8 @@ The held-out split is query-disjoint from the training one (checked here and by 
 * ``out_of_scope``: 100 of the project's held-out no-tool requests (``out_of_scope_queries("held_out")``),
   routed over the same catalogue.
 
-``report`` turns an ``eval --json`` file into the committed result: each method's accuracy per group with its
-95% Wilson interval.
+``report`` turns ``eval --json`` files (their methods side by side) into the committed result: each method's
+accuracy per group with its 95% Wilson interval, and how often it abstained where a tool was right.
 """
 
 from __future__ import annotations
@@ -97,23 +97,65 @@ def wilson(correct: int, total: int, z: float = 1.96) -> tuple[float, float]:
     return (max(0.0, centre - half), min(1.0, centre + half))
 
 
-def report(eval_json: Path, out: Path) -> dict[str, Any]:
-    data = json.loads(eval_json.read_text(encoding="utf-8"))
-    result: dict[str, Any] = {"source": str(eval_json), "methods": {}}
-    for method, body in data["methods"].items():
-        groups: dict[str, list[bool]] = {}
-        for case in body["cases"]:
-            groups.setdefault(case["scenario"] or "", []).append(bool(case["correct"]))
-            if case["scenario"] != "out_of_scope":
-                groups.setdefault("with_tool", []).append(bool(case["correct"]))
-        result["methods"][method] = {
-            group: {"cases": len(v), "accuracy": sum(v) / len(v), "ci95": wilson(sum(v), len(v))}
-            for group, v in sorted(groups.items())}
+def report(eval_jsons: list[Path], out: Path) -> dict[str, Any]:
+    result: dict[str, Any] = {"sources": [str(p) for p in eval_jsons], "methods": {}}
+    for eval_json in eval_jsons:
+        data = json.loads(eval_json.read_text(encoding="utf-8"))
+        for method, cases in data["cases"].items():
+            groups: dict[str, list[bool]] = {}
+            for case in cases:
+                groups.setdefault(case["scenario"] or "", []).append(bool(case["correct"]))
+                if case["scenario"] != "out_of_scope":
+                    groups.setdefault("with_tool", []).append(bool(case["correct"]))
+            summary: dict[str, Any] = {
+                group: {"cases": len(v), "accuracy": sum(v) / len(v), "ci95": wilson(sum(v), len(v))}
+                for group, v in sorted(groups.items())}
+            with_tool = [c for c in cases if c["expected"] is not None]
+            summary["abstained_with_tool"] = sum(c["predicted"] is None for c in with_tool)
+            summary["best_ranked_with_tool"] = sum(
+                next((name for name, _ in c["ranking"] if name != "generate_response"), None) == c["expected"]
+                for c in with_tool)
+            result["methods"][method] = summary
+    result["paired_with_tool"] = paired(eval_jsons)
     out.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
     for method, groups in result["methods"].items():
         print(method + ": " + "; ".join(f"{g} {100 * s['accuracy']:.1f}% [{100 * s['ci95'][0]:.1f}-"
-                                        f"{100 * s['ci95'][1]:.1f}] n={s['cases']}" for g, s in groups.items()))
+                                        f"{100 * s['ci95'][1]:.1f}] n={s['cases']}"
+                                        for g, s in groups.items() if isinstance(s, dict))
+              + f"; abstained on {groups['abstained_with_tool']} with a tool; best-ranked right "
+                f"{groups['best_ranked_with_tool']}")
+    for pair, counts in result["paired_with_tool"].items():
+        print(f"{pair}: right only by the first {counts['first_only']}, only by the second {counts['second_only']}, "
+              f"exact sign test p = {counts['p_two_sided']:.3f}")
     return result
+
+
+def sign_test(wins: int, losses: int) -> float:
+    """Two-sided exact binomial (sign) test of ``wins`` against ``losses`` under p = 1/2."""
+    n, k = wins + losses, min(wins, losses)
+    if n == 0:
+        return 1.0
+    tail = sum(math.comb(n, i) for i in range(k + 1)) / 2**n
+    return min(1.0, 2 * tail)
+
+
+def paired(eval_jsons: list[Path]) -> dict[str, dict[str, Any]]:
+    """On the cases with a right tool, each method against every other: the cases only one of them gets right (the
+    methods route the same cases, so these discordant pairs are what an interval per method cannot show)."""
+    cases: dict[str, dict[str, bool]] = {}
+    for eval_json in eval_jsons:
+        for method, rows in json.loads(eval_json.read_text(encoding="utf-8"))["cases"].items():
+            cases[method] = {r["id"]: bool(r["correct"]) for r in rows if r["expected"] is not None}
+    out = {}
+    names = list(cases)
+    for i, first in enumerate(names):
+        for second in names[i + 1:]:
+            shared = cases[first].keys() & cases[second].keys()
+            only_first = sum(cases[first][c] and not cases[second][c] for c in shared)
+            only_second = sum(cases[second][c] and not cases[first][c] for c in shared)
+            out[f"{first} vs {second}"] = {"first_only": only_first, "second_only": only_second,
+                                           "p_two_sided": sign_test(only_first, only_second)}
+    return out
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -122,7 +164,7 @@ def main(argv: list[str] | None = None) -> int:
     p = commands.add_parser("prepare", help="write tools.jsonl, queries.jsonl, heldout.jsonl")
     p.add_argument("--out", type=Path, default=Path("data/own-catalogue"))
     r = commands.add_parser("report", help="per-group accuracy with 95%% intervals from an eval --json file")
-    r.add_argument("eval_json", type=Path)
+    r.add_argument("eval_json", type=Path, nargs="+")
     r.add_argument("--out", type=Path, default=Path("benchmarks/results/own-catalogue.json"))
     args = parser.parse_args(argv)
     if args.command == "prepare":

@@ -27,7 +27,7 @@ from .errors import CatalogError, GentoolError, QueryError
 from .index import ToolIndex
 from .poison import DEFAULT_POLICY, SuspiciousPolicy
 from .results import Route
-from .router import ToolRouter, _clean_query
+from .router import DEFAULT_DECISION, DecisionSetting, ToolRouter, _clean_query
 from .selector import LlamaSelector, RetrievalSelector, Selector
 from .settings import DEFAULT_K
 from .tools import NO_TOOL, Tool, ToolValidationError
@@ -222,8 +222,13 @@ def evaluate(
     embedder: Embedder | None = None,
     progress: Callable[[Iterable[Any]], Iterable[Any]] = lambda items: items,
     suspicious: SuspiciousPolicy | None = None,
+    decision: DecisionSetting = DEFAULT_DECISION,
 ) -> list[dict[str, Any]]:
     """Route every case and return one record per case (prediction, ranking, candidates, timings).
+
+    ``decision`` is the router's (``ToolRouter(decision=...)``): by default the shipped decision model for the
+    packaged selector and the selector's own threshold for any other; a decision model (or its file) fitted with
+    ``calibrate`` for ``selector`` decides instead.
 
     ``suspicious`` is the policy for instruction-like text in the cases' own tools (default
     ``"exclude"``, as for any catalogue; ``benchmarks/bench_poisoned.py`` compares the policies).
@@ -248,7 +253,7 @@ def evaluate(
             else:
                 assert index is not None  # check_cases: a case without its own tools needs the index
                 case_index = index
-            router = ToolRouter(case_index, selector, k=k, on_selector_error="raise")
+            router = ToolRouter(case_index, selector, k=k, on_selector_error="raise", decision=decision)
             route = router.route(case.query)
         except GentoolError as exc:
             raise _naming_case(exc, case) from exc

@@ -156,3 +156,14 @@ def test_the_whole_path_on_a_tiny_catalogue_through_the_cli(tmp_path, catalogue)
     assert result.exit_code == 0, result.output
     routed = json.loads(result.output.strip().splitlines()[-1])
     assert routed["tool"] in catalogue_names | {"generate_response"}
+
+
+def test_a_compare_decision_must_name_a_compared_adapter(tmp_path):
+    cases = _write_jsonl(tmp_path / "cases.jsonl", [{"id": "a", "query": "hi", "expected": None,
+                                                      "tools": [SMALL_TOOLS[0].to_dict()]}])
+    result = CliRunner().invoke(main, ["eval", str(cases), "--compare", f"mine={tmp_path / 'a.gguf'}",
+                                       "--compare-decision", f"other={tmp_path / 'd.json'}"])
+    assert result.exit_code == 2 and "a NAME given to --compare" in result.output
+    result = CliRunner().invoke(main, ["eval", str(cases), "--compare", f"mine={tmp_path / 'a.gguf'}",
+                                       "--compare-decision", f"mine={tmp_path / 'missing.json'}"])
+    assert result.exit_code == 1 and "missing.json" in result.output and "Traceback" not in result.output

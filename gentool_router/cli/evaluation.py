@@ -33,6 +33,9 @@ from ._common import _friendly_errors, main
               help="GGUF LoRA adapter for the gentool method.")
 @click.option("--compare", "compare", multiple=True, metavar="NAME=ADAPTER",
               help="Also evaluate the packaged base with this GGUF LoRA adapter as method NAME; repeatable.")
+@click.option("--compare-decision", "compare_decisions", multiple=True, metavar="NAME=FILE",
+              help="The decision model of --compare method NAME (`calibrate --adapter ADAPTER --out FILE`); "
+                   "without it that adapter's own threshold decides.")
 @click.option("-k", "--k", "k", type=click.IntRange(min=1, max=MAX_K), default=DEFAULT_K, show_default=True,
               help="Candidates retrieved per case.")
 @click.option("--threads", "n_threads", type=click.IntRange(min=1), help="CPU threads for the selector.")
@@ -46,13 +49,16 @@ from ._common import _friendly_errors, main
                    "how many; by default any makes the run stop before it starts, listing each.")
 @_friendly_errors
 def eval_command(cases: Path, index_dir: Path | None, methods: tuple[str, ...], model_path: Path | None,
-                 adapter_path: Path | None, compare: tuple[str, ...], k: int, n_threads: int | None,
+                 adapter_path: Path | None, compare: tuple[str, ...], compare_decisions: tuple[str, ...], k: int,
+                 n_threads: int | None,
                  limit: int | None, json_out: Path | None, plot_out: Path | None, skip_invalid: bool) -> None:
     """Measure tool selection on CASES (JSONL: id, query, tools?, expected, scenario?)."""
     from tqdm.auto import tqdm
 
+    from ..decision import DecisionModel
     from ..evaluation import evaluate, format_table, load_runnable_cases, make_selector, plot_summary, summarize
     from ..index import ToolIndex
+    from ..router import DEFAULT_DECISION
 
     index = ToolIndex.load(index_dir) if index_dir is not None else None
     # every case is checked before any model loads: all bad ones in one error, or (--skip-invalid) counted
@@ -68,6 +74,13 @@ def eval_command(cases: Path, index_dir: Path | None, methods: tuple[str, ...], 
         if not name or not path:
             raise click.BadParameter(f"expected NAME=ADAPTER, got {item!r}", param_hint="--compare")
         extra[name] = Path(path)
+    decisions: dict[str, DecisionModel] = {}  # loaded now: a bad file fails before any case runs
+    for item in compare_decisions:
+        name, _, path = item.partition("=")
+        if name not in extra or not path:
+            raise click.BadParameter(f"expected NAME=FILE for a NAME given to --compare, got {item!r}",
+                                     param_hint="--compare-decision")
+        decisions[name] = DecisionModel.load(Path(path))
     # every selector is loaded before the first case runs: a wrong path or an adapter made for another prompt
     # version fails in a second, not after the methods before it have run for minutes
     selectors: dict[str, Selector] = {}
@@ -80,7 +93,7 @@ def eval_command(cases: Path, index_dir: Path | None, methods: tuple[str, ...], 
             selectors[method] = make_selector(method, model_path, adapter_path, n_threads)
     summaries, records = {}, {}
     for method, selector in selectors.items():
-        records[method] = evaluate(loaded, selector, k=k, index=index,
+        records[method] = evaluate(loaded, selector, k=k, index=index, decision=decisions.get(method, DEFAULT_DECISION),
                                    progress=functools.partial(tqdm, desc=method, unit="case"))
         summaries[method] = summarize(records[method])
     click.echo(format_table(summaries))
