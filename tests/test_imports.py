@@ -155,3 +155,13 @@ def test_only_the_cli_knows_the_products(package):
                    and any(t == package or t.startswith(package + ".") for t in targets))
     assert all(u == "gentool_router.cli" or u.startswith("gentool_router.cli.") for u in users), users
     assert users  # the CLI does use them: the check looks where it should
+
+
+def test_every_subpackage_is_in_the_wheel():
+    """pyproject.toml lists packages by hand: a new subpackage left out installs from source but not from a wheel."""
+    tomllib = pytest.importorskip("tomllib")  # Python 3.11+
+
+    listed = set(tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
+    found = {".".join([package, *init.parent.relative_to(folder).parts])
+             for package, folder in PACKAGES.items() for init in folder.rglob("__init__.py")}
+    assert found <= listed, sorted(found - listed)
