@@ -29,6 +29,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from real_suite import wilson  # noqa: E402  (the suite's 95% Wilson interval, one definition)
+
 SEED = 22
 HELDOUT_FILE_SHARE = 0.35
 TOOLS_WITHOUT_QUERIES = 6
@@ -85,16 +88,6 @@ def prepare(out: Path) -> None:
         groups[case["scenario"]] = groups.get(case["scenario"], 0) + 1
     print(f"{len(tools)} tools, {len(queries)} training queries ({len({q['tool'] for q in queries})} tools), "
           f"held out: {groups}; written to {out}")
-
-
-def wilson(correct: int, total: int, z: float = 1.96) -> tuple[float, float]:
-    """95% Wilson score interval of a proportion."""
-    if total == 0:
-        return (float("nan"), float("nan"))
-    p = correct / total
-    centre = (p + z * z / (2 * total)) / (1 + z * z / total)
-    half = z * math.sqrt(p * (1 - p) / total + z * z / (4 * total * total)) / (1 + z * z / total)
-    return (max(0.0, centre - half), min(1.0, centre + half))
 
 
 def report(eval_jsons: list[Path], out: Path) -> dict[str, Any]:

@@ -22,7 +22,7 @@ from typing import Any, Callable, Iterator, Optional
 
 from .errors import OverwriteRefusedError, WriteError
 
-__all__ = ["atomic_folder", "atomic_file", "write_text_atomic", "write_json", "read_jsonl", "sha256_file",
+__all__ = ["atomic_folder", "atomic_file", "write_text_atomic", "write_json", "sha256_file",
            "recover_interrupted_save", "check_replaceable", "OwnedFiles"]
 
 #: Given an existing folder, the names of the entries it holds as an artefact of one kind (an index, a data
@@ -178,10 +178,3 @@ def write_text_atomic(path: str | os.PathLike[str], text: str) -> Path:
 def write_json(path: str | os.PathLike[str], data: Any, indent: int = 2) -> Path:
     """Write ``data`` as indented JSON to ``path`` atomically; returns ``path``."""
     return write_text_atomic(path, json.dumps(data, indent=indent, ensure_ascii=False) + "\n")
-
-
-def read_jsonl(path: str | os.PathLike[str]) -> list[Any]:
-    """The JSON values of a JSON-lines file, blank lines skipped (for files the project writes itself; user input
-    goes through the readers that report each bad line)."""
-    with open(path, encoding="utf-8") as handle:
-        return [json.loads(line) for line in handle if line.strip()]

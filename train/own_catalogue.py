@@ -17,7 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from gentool_router.catalog import load_tools_jsonl
-from gentool_router.errors import CatalogError
+from gentool_router.errors import CatalogError, QueryError
+from gentool_router.router import _clean_query
 from gentool_router.tools import Tool
 
 from .sources import SourceQuery, query_key
@@ -122,8 +123,10 @@ def _check_line(line: str, tools: dict[str, Tool]) -> str | tuple[str, str | Non
     if not isinstance(record, dict):
         return "not a JSON object"
     query = record.get("query")
-    if not isinstance(query, str) or not query.strip() or not "".join(ch for ch in query if ch.isprintable()).strip():
-        return "'query' must be a non-empty string"
+    try:
+        _clean_query(query)  # the router's own check: a query it would refuse is a bad line here
+    except QueryError as exc:
+        return f"'query': {exc}"
     if "tool" not in record:
         return "no 'tool' (the tool's name, or null when no tool fits)"
     tool = record["tool"]
