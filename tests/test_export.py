@@ -22,6 +22,24 @@ from gentool_router_quantize.writing import ExportError  # noqa: E402
 
 from conftest import tiny_records  # noqa: E402
 
+PARITY_RECORDS = 8
+
+
+@pytest.fixture(scope="module")
+def merged_f16(tiny_run, tmp_path_factory):
+    """The tiny run merged into the base at f16, written once for the tests that read or quantize it."""
+    from gentool_router_quantize.merge import export_merged_gguf
+
+    return export_merged_gguf(tiny_run / "adapter", tmp_path_factory.mktemp("merged") / "f16.gguf")
+
+
+@pytest.fixture(scope="module")
+def reference(tiny_run):
+    """transformers' probabilities for the tiny run on the first records: what every exported file must choose."""
+    from gentool_router_quantize.parity import reference_probabilities
+
+    return reference_probabilities(tiny_run / "adapter", tiny_records()[:PARITY_RECORDS])
+
 
 @pytest.mark.slow
 def test_rotary_permutation_maps_transformers_q_and_k_to_llama_cpp():
@@ -59,14 +77,12 @@ def test_lora_gguf_has_llama_cpp_adapter_layout(tiny_run, tmp_path):
 
 
 @pytest.mark.slow
-def test_exported_selectors_choose_what_transformers_chooses(tiny_run, tmp_path):
-    from gentool_router_quantize.merge import export_merged_gguf, quantize_gguf
-    from gentool_router_quantize.parity import check_parity, reference_probabilities
+def test_exported_selectors_choose_what_transformers_chooses(tiny_run, merged_f16, reference, tmp_path):
+    from gentool_router_quantize.merge import quantize_gguf
+    from gentool_router_quantize.parity import check_parity
 
-    records = tiny_records()[:8]
+    records, merged = tiny_records()[:PARITY_RECORDS], merged_f16
     lora = export_lora_gguf(tiny_run / "adapter", tmp_path / "lora.gguf")
-    merged = export_merged_gguf(tiny_run / "adapter", tmp_path / "f16.gguf")
-    reference = reference_probabilities(tiny_run / "adapter", records)
     for report in (check_parity("lora", reference, records, None, lora),
                    check_parity("f16", reference, records, merged, None)):
         assert report.agreement == 1.0, report.disagreements
@@ -76,13 +92,12 @@ def test_exported_selectors_choose_what_transformers_chooses(tiny_run, tmp_path)
 
 
 @pytest.mark.slow
-def test_q4_1_requantization_keeps_unadapted_base_tensors_bit_exact(tiny_run, tmp_path):
+def test_q4_1_requantization_keeps_unadapted_base_tensors_bit_exact(tiny_run, merged_f16, tmp_path):
     """Quantizing the merge to the base's own Q4_1 rounds only the adapted tensors anew (merge.py's claim)."""
     from gentool_router_quantize.adapter import read_adapter
-    from gentool_router_quantize.merge import export_merged_gguf, quantize_gguf
+    from gentool_router_quantize.merge import quantize_gguf
 
-    merged = export_merged_gguf(tiny_run / "adapter", tmp_path / "f16.gguf")
-    q4_1 = quantize_gguf(merged, tmp_path / "q4_1.gguf", "q4_1")
+    q4_1 = quantize_gguf(merged_f16, tmp_path / "q4_1.gguf", "q4_1")
     base = {t.name: t for t in gguf.GGUFReader(base_selector_gguf()).tensors}
     adapted = {p.gguf_name for p in read_adapter(tiny_run / "adapter", read_base(base_selector_gguf()).n_blocks).pairs}
     unchanged, changed = [], []
@@ -96,11 +111,11 @@ def test_q4_1_requantization_keeps_unadapted_base_tensors_bit_exact(tiny_run, tm
 
 
 @pytest.mark.slow
-def test_q4_k_m_can_keep_the_adapted_tensors_at_q8_0(tiny_run, tmp_path):
+def test_q4_k_m_can_keep_the_adapted_tensors_at_q8_0(tiny_run, merged_f16, tmp_path):
     """llama.cpp's per-tensor overrides: the LoRA-adapted tensors at q8_0, the rest by q4_k_m's own recipe."""
-    from gentool_router_quantize.merge import adapted_tensor_names, export_merged_gguf, quantize_gguf
+    from gentool_router_quantize.merge import adapted_tensor_names, quantize_gguf
 
-    merged = export_merged_gguf(tiny_run / "adapter", tmp_path / "f16.gguf")
+    merged = merged_f16
     adapted = set(adapted_tensor_names(tiny_run / "adapter"))
     kept = quantize_gguf(merged, tmp_path / "kept.gguf", "q4_k_m", keep_q8_0=adapted)
     plain = quantize_gguf(merged, tmp_path / "plain.gguf", "q4_k_m")
@@ -114,11 +129,11 @@ def test_q4_k_m_can_keep_the_adapted_tensors_at_q8_0(tiny_run, tmp_path):
 
 
 @pytest.mark.slow
-def test_mixed_export_keeps_base_tensors_and_chooses_what_transformers_chooses(tiny_run, tmp_path):
+def test_mixed_export_keeps_base_tensors_and_chooses_what_transformers_chooses(tiny_run, reference, tmp_path):
     """q4_1-q8_0: unadapted tensors byte-identical to the base, adapted ones merged at q8_0, same choices."""
     from gentool_router_quantize.adapter import read_adapter
     from gentool_router_quantize.merge import export_merged_gguf
-    from gentool_router_quantize.parity import check_parity, reference_probabilities
+    from gentool_router_quantize.parity import check_parity
 
     mixed = export_merged_gguf(tiny_run / "adapter", tmp_path / "mixed.gguf", adapted_type="q8_0")
     base = {t.name: t for t in gguf.GGUFReader(base_selector_gguf()).tensors}
@@ -130,8 +145,8 @@ def test_mixed_export_keeps_base_tensors_and_chooses_what_transformers_chooses(t
             original = base[tensor.name]
             assert tensor.tensor_type == original.tensor_type
             assert np.asarray(tensor.data).tobytes() == np.asarray(original.data).tobytes(), tensor.name
-    records = tiny_records()[:8]
-    report = check_parity("q4_1-q8_0", reference_probabilities(tiny_run / "adapter", records), records, mixed, None)
+    records = tiny_records()[:PARITY_RECORDS]
+    report = check_parity("q4_1-q8_0", reference, records, mixed, None)
     assert report.agreement == 1.0, report.disagreements
     with pytest.raises(ValueError, match="q8_0 only"):
         export_merged_gguf(tiny_run / "adapter", tmp_path / "x.gguf", adapted_type="q4_0")
@@ -216,7 +231,7 @@ def test_parity_command_checks_exported_files_against_transformers(tiny_run, tmp
     from gentool_router.cli import main
 
     cases = tmp_path / "cases.jsonl"
-    cases.write_text("".join(json.dumps(r) + "\n" for r in tiny_records()[:6]))
+    cases.write_text("".join(json.dumps(r) + "\n" for r in tiny_records()[:4]))
     runner = CliRunner()
     export = runner.invoke(main, ["export", str(tiny_run), "--out", str(tmp_path), "--merged", "--base-f16"])
     assert export.exit_code == 0, export.output
@@ -228,15 +243,15 @@ def test_parity_command_checks_exported_files_against_transformers(tiny_run, tmp
     assert result.exit_code == 0, result.output
     reports = json.loads(report_path.read_text())
     assert [r["name"] for r in reports] == ["gentool-f16.gguf", "base-f16.gguf + gentool-lora.gguf"]
-    assert [r["cases"] for r in reports] == [6, 6] and all(r["agreement"] == 1.0 for r in reports)
-    assert "same tool in 6/6 cases" in result.output
+    assert [r["cases"] for r in reports] == [4, 4] and all(r["agreement"] == 1.0 for r in reports)
+    assert "same tool in 4/4 cases" in result.output
     lone_base = runner.invoke(main, ["parity", str(tiny_run), "--cases", str(cases), "--gguf",
                                      str(tmp_path / "gentool-f16.gguf"), "--lora-base", str(tmp_path / "base-f16.gguf")])
     assert lone_base.exit_code == 2 and "--lora-base needs --lora-gguf" in lone_base.output
     base_alone = runner.invoke(main, ["parity", str(tiny_run), "--cases", str(cases), "--base-only",
                                       "--lora-base", str(tmp_path / "base-f16.gguf")])
     assert base_alone.exit_code == 0, base_alone.output
-    assert "base-f16.gguf alone: same tool in 6/6 cases" in base_alone.output
+    assert "base-f16.gguf alone: same tool in 4/4 cases" in base_alone.output
     mixed_up = runner.invoke(main, ["parity", str(tiny_run), "--cases", str(cases), "--base-only", "--lora-gguf", lora])
     assert mixed_up.exit_code == 2 and "--base-only compares base models alone" in mixed_up.output
     missing = runner.invoke(main, ["parity", str(tiny_run), "--cases", str(cases)])

@@ -12,11 +12,9 @@ from click.testing import CliRunner
 from gentool_router import Tool
 from gentool_router.cli import main
 from gentool_router_train.shortcuts import hints_only_auc, hints_only_pair_accuracy, names_only_accuracy
-from gentool_router_train.simulate import OUT_OF_SCOPE, SimulationConfig, add_neutral_version_hints
+from gentool_router_train.simulate import OUT_OF_SCOPE, SimulationConfig, add_neutral_version_hints, generate_dataset
 from gentool_router_train.sources import load_no_tool_queries, query_key
 from gentool_router_train.weak import NEUTRAL_SUFFIXES, is_weaker, neutral_pair_names
-
-RETRIEVAL_FLAGS = ["--candidates", "retrieval", "--neutral-pairs", "--no-tool-queries"]
 
 
 def _read(folder, split):
@@ -24,22 +22,27 @@ def _read(folder, split):
 
 
 @pytest.fixture(scope="module")
-def retrieved(tmp_path_factory):
+def retrieved(tmp_path_factory, caching_embedder):
+    """``generate-data --seed 7 --candidates retrieval --neutral-pairs --no-tool-queries --max-queries-per-tool 15``
+    through the Python API it calls (the session's embedder: the tool texts are the ones test_simulate embedded).
+    15 queries a tool instead of 50 keep over 2,000 weak-to-strong pairs for the shortcut check at a third of the
+    queries to retrieve."""
     out = tmp_path_factory.mktemp("data") / "gentool-retrieval"
-    result = CliRunner().invoke(main, ["generate-data", "--out", str(out), "--seed", "7", *RETRIEVAL_FLAGS])
-    assert result.exit_code == 0, result.output
+    config = SimulationConfig(seed=7, candidates="retrieval", neutral_pairs=True, no_tool_queries=True,
+                              max_queries_per_tool=15)
+    generate_dataset(out, config, embed=caching_embedder.embed_documents, log=lambda _: None)
     return out
 
 
 @pytest.fixture(scope="module")
-def source_router():
+def source_router(caching_embedder):
     """The production router (retrieval only) over the whole source catalogue, as generate-data sees it."""
     from gentool_router import ToolRouter
     from gentool_router.selector import RetrievalSelector
     from gentool_router_train.sources import load_sources
 
     tools, _ = load_sources()
-    return ToolRouter.from_tools(list(tools.values()), selector=RetrievalSelector())
+    return ToolRouter.from_tools(list(tools.values()), embedder=caching_embedder, selector=RetrievalSelector())
 
 
 @pytest.mark.slow

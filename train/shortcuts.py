@@ -54,7 +54,8 @@ def names_only_accuracy(records: Iterable[dict[str, Any]], seed: int = 0) -> tup
     # each side's character n-grams, plus which name is longer and which is the other's prefix (the old giveaways)
     lengths = np.array([[len(a) - len(b), a.startswith(b), b.startswith(a)] for a, b in zip(first, second)], dtype=float)
     features = hstack([grams.transform(first), grams.transform(second), lengths]).tocsr()
-    model = LogisticRegression(max_iter=2000, C=1.0)
+    # liblinear: the unscaled length feature makes lbfgs crawl (47 s against 0.9 s on 3,700 pairs, same accuracy)
+    model = LogisticRegression(solver="liblinear", C=1.0)
     scores = cross_val_score(model, features, np.array(label), cv=FOLDS, scoring="accuracy")
     return float(scores.mean()), len(pairs)
 
