@@ -14,15 +14,14 @@ for ``"expected"``).
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
 
 from .decision import DecisionModel, LabelledEvidence, default_decision, selector_identity
 from .errors import CatalogError, ConfigError
 from .examples import out_of_scope_queries
+from .jsonl import parse_object, problems_message, read_lines
 from .router import ToolRouter
 from .selector import LlamaSelector
 from .tools import NO_TOOL
@@ -40,26 +39,14 @@ class Label:
 
 def load_labels(path: str | os.PathLike[str], tool_names: Iterable[str]) -> list[Label]:
     """Read a label file; every bad line is reported at once (file:line and why), before any model runs."""
-    path = Path(path)
     names = set(tool_names)
-    try:
-        lines = path.read_text(encoding="utf-8").split("\n")
-    except FileNotFoundError:
-        raise CatalogError(f"label file not found: {path}") from None
-    except UnicodeDecodeError as exc:
-        raise CatalogError(f"{path}: not UTF-8 text ({exc.reason})") from None
     labels, problems = [], []
-    for number, line in enumerate(lines, start=1):
-        if not line.strip():
-            continue
+    for number, line in read_lines(path, "label"):
         where = f"{path}:{number}"
         try:
-            data = json.loads(line)
-        except json.JSONDecodeError as exc:
-            problems.append(f"{where}: not valid JSON ({exc.msg})")
-            continue
-        if not isinstance(data, dict):
-            problems.append(f"{where}: a label must be a JSON object")
+            data = parse_object(line, "label")
+        except CatalogError as exc:
+            problems.append(f"{where}: {exc}")
             continue
         query = data.get("query")
         expected = data.get("expected", data.get("tool"))
@@ -74,8 +61,7 @@ def load_labels(path: str | os.PathLike[str], tool_names: Iterable[str]) -> list
         else:
             labels.append(Label(query, None if expected in (None, NO_TOOL) else expected))
     if problems:
-        more = f" (and {len(problems) - 10} more)" if len(problems) > 10 else ""
-        raise CatalogError(f"{len(problems)} bad label line(s): " + "; ".join(problems[:10]) + more)
+        raise CatalogError(problems_message(problems, "label"))
     if not labels:
         raise CatalogError(f"{path}: no labelled queries")
     return labels

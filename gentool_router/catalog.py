@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any, Iterable, Iterator
 
 from .errors import CatalogError, ToolValidationError
+from .jsonl import parse_object, read_lines
 from .poison import DEFAULT_POLICY, SuspiciousPolicy, check_policy, flagged_text, screen_tool
 from .tools import Tool, tool_from_any
 
@@ -134,27 +135,16 @@ def load_tools_jsonl(path: str | os.PathLike[str]) -> list[Tool]:
 
     Blank lines are skipped. Each line is any dict form :meth:`Tool.from_dict` accepts.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise CatalogError(f"tool file not found: {path}")
     tools: list[Tool] = []
-    try:
-        with path.open("r", encoding="utf-8") as handle:
-            for number, line in enumerate(handle, start=1):
-                if not line.strip():
-                    continue
-                try:
-                    data = json.loads(line)
-                except json.JSONDecodeError as exc:
-                    raise CatalogError(f"{path}:{number}: not valid JSON ({exc.msg})") from None
-                except RecursionError:
-                    raise CatalogError(f"{path}:{number}: JSON nested too deeply") from None
-                try:
-                    tools.append(Tool.from_dict(data))
-                except ToolValidationError as exc:
-                    raise ToolValidationError(f"{path}:{number}: {exc}") from None
-    except UnicodeDecodeError as exc:
-        raise CatalogError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+    for number, line in read_lines(path, "tool"):
+        try:
+            data = parse_object(line, "tool", not_object=ToolValidationError)
+        except (CatalogError, ToolValidationError) as exc:
+            raise type(exc)(f"{path}:{number}: {exc}") from None
+        try:
+            tools.append(Tool.from_dict(data))
+        except ToolValidationError as exc:
+            raise ToolValidationError(f"{path}:{number}: {exc}") from None
     return tools
 
 

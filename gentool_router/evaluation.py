@@ -18,13 +18,13 @@ import json
 import os
 from collections import defaultdict
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
 
 from .catalog import ToolCatalog
 from .embedder import Embedder, MiniLMEmbedder
 from .errors import CatalogError, GentoolError, QueryError
 from .index import ToolIndex
+from .jsonl import parse_object, read_lines
 from .poison import DEFAULT_POLICY, SuspiciousPolicy
 from .results import Route
 from .router import DEFAULT_DECISION, DecisionSetting, ToolRouter, _clean_query
@@ -89,19 +89,9 @@ def read_cases(path: str | os.PathLike[str]) -> tuple[list[EvalCase], list[str]]
     A query is checked with the router's own cleaning (``_clean_query``), so a query the router would refuse
     (only control characters: "the query is empty") is found here, not minutes into a run.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise CatalogError(f"case file not found: {path}")
-    with path.open("r", encoding="utf-8", errors="strict") as handle:
-        try:
-            lines = list(handle)
-        except UnicodeDecodeError as exc:
-            raise CatalogError(f"{path}: not UTF-8 text ({exc.reason})") from None
     cases: list[EvalCase] = []
     invalid: list[str] = []
-    for number, line in enumerate(lines, start=1):
-        if not line.strip():
-            continue
+    for number, line in read_lines(path, "case"):
         where = f"{path}:{number}"
         try:
             cases.append(_parse_case(line, where))
@@ -112,14 +102,7 @@ def read_cases(path: str | os.PathLike[str]) -> tuple[list[EvalCase], list[str]]
 
 def _parse_case(line: str, where: str) -> EvalCase:
     """One case line, or a :class:`CatalogError` saying why it cannot be evaluated."""
-    try:
-        data = json.loads(line)
-    except json.JSONDecodeError as exc:
-        raise CatalogError(f"not valid JSON ({exc.msg})") from None
-    except RecursionError:
-        raise CatalogError("JSON nested too deeply") from None
-    if not isinstance(data, dict):
-        raise CatalogError("a case must be a JSON object")
+    data = parse_object(line, "case")
     for key in ("id", "query"):
         if not isinstance(data.get(key), str) or not data[key].strip():
             raise CatalogError(f"'{key}' must be a non-empty string")

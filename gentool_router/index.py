@@ -25,6 +25,7 @@ from .catalog import ToolCatalog
 from .embedder import Embedder, MiniLMEmbedder
 from .errors import CatalogError, IndexFormatError, IndexMismatchError, OverwriteRefusedError
 from .index_base import BaseToolIndex, ScoredTool, check_k
+from .jsonl import parse_object, read_lines
 from .lexical import LexicalIndex
 from .persistence import atomic_folder, recover_interrupted_save, sha256_file
 from .poison import DEFAULT_POLICY, SUSPICIOUS_POLICIES, SuspiciousPolicy
@@ -369,17 +370,11 @@ def read_manifest(folder: Path) -> dict[str, Any]:
 
 def _read_tool_records(path: Path) -> list[tuple[int, Tool]]:
     records: list[tuple[int, Tool]] = []
-    try:
-        lines = path.read_text(encoding="utf-8").split("\n")  # not splitlines(): schemas may hold U+2028
-    except UnicodeDecodeError as exc:
-        raise IndexFormatError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
-    for number, line in enumerate(lines, start=1):
-        if not line.strip():
-            continue
+    for number, line in read_lines(path, "index tool", error=IndexFormatError):
         try:
-            data = json.loads(line)
+            data = parse_object(line, "tool record")
             records.append((int(data["id"]), Tool.from_dict(data["tool"])))
-        except (ValueError, KeyError, TypeError) as exc:
+        except (ValueError, KeyError, TypeError, CatalogError) as exc:
             raise IndexFormatError(f"{path}:{number}: bad tool record ({exc})") from None
     return records
 

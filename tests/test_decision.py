@@ -235,7 +235,7 @@ def test_calibrate_reports_every_bad_label_line_before_routing(tmp_path):
     with pytest.raises(CatalogError) as info:
         load_labels(labels, ["send_email"])
     message = str(info.value)
-    assert "3 bad label line(s)" in message and ":2:" in message and ":3:" in message and "'nope'" in message
+    assert "3 bad label lines: " in message and ":2:" in message and ":3:" in message and "'nope'" in message
 
 
 # ------------------------------------------------------------------------------------------ lexical and conversation

@@ -42,7 +42,7 @@ def test_every_bad_query_line_is_reported_at_once(tmp_path, catalogue):
     with pytest.raises(CatalogError) as caught:
         load_own_catalogue(catalogue, queries)
     message = str(caught.value)
-    assert message.startswith("5 bad query line(s)")
+    assert message.startswith("5 bad query lines: ")
     for line in (2, 3, 4, 5, 6):
         assert f"q.jsonl:{line}:" in message
     assert "no_such_tool" in message and "q.jsonl:1:" not in message

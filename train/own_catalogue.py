@@ -11,13 +11,13 @@ no tool of the catalogue serves (a no-tool case). Every bad line is reported at 
 
 from __future__ import annotations
 
-import json
 import random
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from gentool_router.catalog import load_tools_jsonl
 from gentool_router.errors import CatalogError, QueryError
+from gentool_router.jsonl import parse_object, problems_message, read_lines
 from gentool_router.router import _clean_query
 from gentool_router.tools import Tool
 
@@ -79,15 +79,7 @@ def load_own_catalogue(tools_path: str | Path, queries_path: str | Path | None =
     no_tool: list[tuple[str, str]] = []
     problems: list[str] = []
     path = Path(queries_path)
-    if not path.is_file():
-        raise CatalogError(f"query file not found: {path}")
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except UnicodeDecodeError as exc:
-        raise CatalogError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
-    for number, line in enumerate(lines, start=1):
-        if not line.strip():
-            continue
+    for number, line in read_lines(path, "query"):
         problem = _check_line(line, tools)
         if isinstance(problem, str):
             problems.append(f"{path}:{number}: {problem}")
@@ -98,9 +90,7 @@ def load_own_catalogue(tools_path: str | Path, queries_path: str | Path | None =
         else:
             labelled.append((number, query, tool))
     if problems:
-        shown = problems[:MAX_REPORTED]
-        more = f"\n... and {len(problems) - MAX_REPORTED} more" if len(problems) > MAX_REPORTED else ""
-        raise CatalogError(f"{len(problems)} bad query line(s):\n" + "\n".join(shown) + more)
+        raise CatalogError(problems_message(problems, "query", MAX_REPORTED))
     labels: dict[str, set[str]] = {}
     for _, query, tool in labelled:
         labels.setdefault(query_key(query), set()).add(tool)
@@ -117,11 +107,9 @@ def load_own_catalogue(tools_path: str | Path, queries_path: str | Path | None =
 def _check_line(line: str, tools: dict[str, Tool]) -> str | tuple[str, str | None]:
     """(query, tool or None), or what is wrong with the line."""
     try:
-        record = json.loads(line)
-    except json.JSONDecodeError as exc:
-        return f"not valid JSON ({exc.msg})"
-    if not isinstance(record, dict):
-        return "not a JSON object"
+        record = parse_object(line, "query line")
+    except CatalogError as exc:
+        return str(exc)
     query = record.get("query")
     try:
         _clean_query(query)  # the router's own check: a query it would refuse is a bad line here
