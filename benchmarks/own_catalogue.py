@@ -1,6 +1,7 @@
 """The worked example of docs/OWN_CATALOGUE.md: API-Bank's tools as "a user's catalogue".
 
     .venv/bin/python benchmarks/own_catalogue.py prepare --out data/own-catalogue
+    .venv/bin/python benchmarks/own_catalogue.py prepare --out data/own-100 --extra-tools 30   # 100 tools, timing
     .venv/bin/python benchmarks/own_catalogue.py report EVAL.json [EVAL2.json ...] --out benchmarks/results/own-catalogue.json
 
 ``prepare`` writes what a user would have: ``tools.jsonl`` (API-Bank's 70 tools), ``queries.jsonl`` (labelled
@@ -78,9 +79,28 @@ def _write_jsonl(path: Path, rows: list[dict[str, Any]]) -> None:
     path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
 
 
-def prepare(out: Path) -> None:
+def extra_tools(count: int, taken: set[str]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """``count`` tools of the bundled example catalogue (seeded, each with at least one example query) and their
+    example queries as labels: a larger catalogue for timing the path (``prepare --extra-tools 30``: 100 tools).
+    The held-out cases stay API-Bank's."""
+    from gentool_router.examples import example_cases, example_tools
+
+    asked: dict[str, list[str]] = {}
+    for case in example_cases():
+        if case.get("expected"):
+            asked.setdefault(case["expected"], []).append(case["query"])
+    names = sorted(n for n in asked if n not in taken)
+    chosen = set(random.Random(SEED).sample(names, count))
+    tools = [t.to_dict() for t in example_tools() if t.name in chosen]
+    return tools, [{"query": q, "tool": t["name"]} for t in tools for q in asked[t["name"]]]
+
+
+def prepare(out: Path, extra: int = 0) -> None:
     out.mkdir(parents=True, exist_ok=True)
     tools, queries, heldout = build()
+    if extra:
+        more_tools, more_queries = extra_tools(extra, {t["name"] for t in tools})
+        tools, queries = tools + more_tools, queries + more_queries
     for name, rows in (("tools.jsonl", tools), ("queries.jsonl", queries), ("heldout.jsonl", heldout)):
         _write_jsonl(out / name, rows)
     groups: dict[str, int] = {}
@@ -156,12 +176,14 @@ def main(argv: list[str] | None = None) -> int:
     commands = parser.add_subparsers(dest="command", required=True)
     p = commands.add_parser("prepare", help="write tools.jsonl, queries.jsonl, heldout.jsonl")
     p.add_argument("--out", type=Path, default=Path("data/own-catalogue"))
+    p.add_argument("--extra-tools", type=int, default=0,
+                   help="also this many bundled example tools with their example queries (30: a 100-tool catalogue)")
     r = commands.add_parser("report", help="per-group accuracy with 95%% intervals from an eval --json file")
     r.add_argument("eval_json", type=Path, nargs="+")
     r.add_argument("--out", type=Path, default=Path("benchmarks/results/own-catalogue.json"))
     args = parser.parse_args(argv)
     if args.command == "prepare":
-        prepare(args.out)
+        prepare(args.out, args.extra_tools)
     else:
         report(args.eval_json, args.out)
     return 0

@@ -11,14 +11,13 @@ saved as a plain folder in the cache (loads in about a second after that).
 from __future__ import annotations
 
 import os
-import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
 
 from gentool_router.artefact import base_checksum
 from gentool_router.errors import ModelLoadError
 from gentool_router.models import base_selector_gguf
+from gentool_router.persistence import atomic_folder
 
 __all__ = ["cache_root", "plain_base_folder", "load_base", "gguf_sha256"]
 
@@ -61,15 +60,12 @@ def plain_base_folder(gguf_path: Path | None = None) -> Path:
     if unexpected or [m for m in missing if "lm_head" not in m]:
         raise ModelLoadError(f"dequantized weights do not fit the model: missing {missing}, unexpected {unexpected}")
     plain.tie_weights()
-    staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=folder.parent))
-    try:
+
+    def write(staging: Path) -> None:
         plain.save_pretrained(staging)
         tokenizer.save_pretrained(staging)
-        os.replace(staging, folder)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
-    return folder
+
+    return atomic_folder(folder, write, kind="converted base model")
 
 
 def load_base(gguf_path: Path | None = None, device: str = "cpu") -> tuple[Any, Any]:

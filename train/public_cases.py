@@ -17,6 +17,7 @@ import re
 from pathlib import Path
 from typing import Any, Iterator
 
+from gentool_router.persistence import atomic_file
 from gentool_router.tools import Tool, ToolValidationError, valid_tool_name
 
 __all__ = ["convert", "CONVERTERS"]
@@ -84,12 +85,10 @@ def convert(kind: str, source: str | Path, out: str | Path, *, seed: int = 0, li
     """Write the case file ``out`` from the corpus folder ``source``; returns the number of cases."""
     out = Path(out)
     count = 0
-    tmp = out.with_suffix(out.suffix + ".partial")
-    with tmp.open("w", encoding="utf-8") as handle:
+    with atomic_file(out) as tmp, tmp.open("w", encoding="utf-8") as handle:
         for case in CONVERTERS[kind](Path(source), out, seed, limit):
             if limit is not None and count >= limit:
                 break
             handle.write(json.dumps(case, ensure_ascii=False) + "\n")
             count += 1
-    tmp.replace(out)
     return count
