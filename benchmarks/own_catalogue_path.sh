@@ -23,6 +23,6 @@ step index "$cli" index "$catalogue/tools.jsonl" --out "$catalogue/index" --quie
     map(json.loads, open(sys.argv[1]))]" "$catalogue/queries.jsonl" > "$catalogue/labels.jsonl"
 step calibrate "$cli" calibrate "$catalogue/labels.jsonl" --index "$catalogue/index" \
     --adapter "$run/gentool-lora.gguf" --out "$run/decision.json"
-step eval "$cli" eval "$catalogue/heldout.jsonl" --index "$catalogue/index" --method retrieval \
+step eval "$cli" eval "$catalogue/heldout.jsonl" --index "$catalogue/index" --method gentool --method retrieval \
     --compare "mine=$run/gentool-lora.gguf" --compare-decision "mine=$run/decision.json" --json "$catalogue/eval.json"
 echo "=== the whole path took $(( $(date +%s) - start )) s"
