@@ -336,7 +336,10 @@ def _describe(exc: BaseException, config: ServerConfig, timeout: float) -> str:
     if isinstance(leaf, OSError) and config.transport == "stdio" and leaf.strerror:
         return f"cannot run {config.command!r}: {leaf.strerror}"
     reason = _message(leaf)
-    if config.transport == "stdio" and reason == "Connection closed":
+    # a stdio server that exits while starting closes its pipes: the client reads "Connection closed", or, when
+    # it was writing at that moment, anyio's broken or closed stream (which of them is a race)
+    pipe_closed = isinstance(leaf, (anyio.BrokenResourceError, anyio.ClosedResourceError, anyio.EndOfStream))
+    if config.transport == "stdio" and (reason == "Connection closed" or pipe_closed):
         return "it exited (Connection closed; its own messages, above, may say why)"
     return reason
 

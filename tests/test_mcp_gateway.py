@@ -36,6 +36,7 @@ from gentool_router import ConfigError, RetrievalSelector, ToolRouter  # noqa: E
 from gentool_router.mcp_gateway import (  # noqa: E402
     RemoteTool,
     ServerConfig,
+    _describe,
     _Upstream,
     build_router,
     create_server,
@@ -432,6 +433,20 @@ def test_the_example_runs_offline(monkeypatch):
 def _gateway_command(*arguments: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "gentool_router.cli", "mcp-gateway", *arguments],
                           stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=timeout, cwd=ROOT)
+
+
+def test_a_stdio_server_that_exits_is_named_so_whichever_way_the_pipe_closed():
+    """Exiting while starting reaches the client as "Connection closed" or, when it was writing at that moment, as
+    anyio's broken or closed stream: a race (a CI run once got BrokenResourceError). All read as "it exited"."""
+    import anyio
+    from mcp.shared.exceptions import McpError
+    from mcp.types import ErrorData
+
+    stdio, http = ServerConfig("exits", "stdio", command="x"), ServerConfig("away", "streamable_http", url="http://h")
+    closed = McpError(ErrorData(code=-32000, message="Connection closed"))
+    for exc in (closed, anyio.BrokenResourceError(), anyio.ClosedResourceError(), anyio.EndOfStream()):
+        assert _describe(exc, stdio, 5).startswith("it exited (Connection closed"), exc
+    assert _describe(anyio.BrokenResourceError(), http, 5) == "BrokenResourceError"
 
 
 def test_servers_that_fail_are_each_named_before_any_model_loads(tmp_path):
