@@ -112,24 +112,24 @@ def prepare(out: Path, extra: int = 0) -> None:
 
 def report(eval_jsons: list[Path], out: Path) -> dict[str, Any]:
     result: dict[str, Any] = {"sources": [str(p) for p in eval_jsons], "methods": {}}
-    for eval_json in eval_jsons:
-        data = json.loads(eval_json.read_text(encoding="utf-8"))
-        for method, cases in data["cases"].items():
-            groups: dict[str, list[bool]] = {}
-            for case in cases:
-                groups.setdefault(case["scenario"] or "", []).append(bool(case["correct"]))
-                if case["scenario"] != "out_of_scope":
-                    groups.setdefault("with_tool", []).append(bool(case["correct"]))
-            summary: dict[str, Any] = {
-                group: {"cases": len(v), "accuracy": sum(v) / len(v), "ci95": wilson(sum(v), len(v))}
-                for group, v in sorted(groups.items())}
-            with_tool = [c for c in cases if c["expected"] is not None]
-            summary["abstained_with_tool"] = sum(c["predicted"] is None for c in with_tool)
-            summary["best_ranked_with_tool"] = sum(
-                next((name for name, _ in c["ranking"] if name != "generate_response"), None) == c["expected"]
-                for c in with_tool)
-            result["methods"][method] = summary
-    result["paired_with_tool"] = paired(eval_jsons)
+    by_method = {method: cases for eval_json in eval_jsons
+                 for method, cases in json.loads(eval_json.read_text(encoding="utf-8"))["cases"].items()}
+    for method, cases in by_method.items():
+        groups: dict[str, list[bool]] = {}
+        for case in cases:
+            groups.setdefault(case["scenario"] or "", []).append(bool(case["correct"]))
+            if case["scenario"] != "out_of_scope":
+                groups.setdefault("with_tool", []).append(bool(case["correct"]))
+        summary: dict[str, Any] = {
+            group: {"cases": len(v), "accuracy": sum(v) / len(v), "ci95": wilson(sum(v), len(v))}
+            for group, v in sorted(groups.items())}
+        with_tool = [c for c in cases if c["expected"] is not None]
+        summary["abstained_with_tool"] = sum(c["predicted"] is None for c in with_tool)
+        summary["best_ranked_with_tool"] = sum(
+            next((name for name, _ in c["ranking"] if name != "generate_response"), None) == c["expected"]
+            for c in with_tool)
+        result["methods"][method] = summary
+    result["paired_with_tool"] = paired(by_method)
     out.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
     for method, groups in result["methods"].items():
         print(method + ": " + "; ".join(f"{g} {100 * s['accuracy']:.1f}% [{100 * s['ci95'][0]:.1f}-"
@@ -152,13 +152,11 @@ def sign_test(wins: int, losses: int) -> float:
     return min(1.0, 2 * tail)
 
 
-def paired(eval_jsons: list[Path]) -> dict[str, dict[str, Any]]:
+def paired(by_method: dict[str, list[dict[str, Any]]]) -> dict[str, dict[str, Any]]:
     """On the cases with a right tool, each method against every other: the cases only one of them gets right (the
     methods route the same cases, so these discordant pairs are what an interval per method cannot show)."""
-    cases: dict[str, dict[str, bool]] = {}
-    for eval_json in eval_jsons:
-        for method, rows in json.loads(eval_json.read_text(encoding="utf-8"))["cases"].items():
-            cases[method] = {r["id"]: bool(r["correct"]) for r in rows if r["expected"] is not None}
+    cases = {method: {r["id"]: bool(r["correct"]) for r in rows if r["expected"] is not None}
+             for method, rows in by_method.items()}
     out = {}
     names = list(cases)
     for i, first in enumerate(names):

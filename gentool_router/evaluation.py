@@ -24,7 +24,7 @@ from .catalog import ToolCatalog
 from .embedder import Embedder, MiniLMEmbedder
 from .errors import CatalogError, GentoolError, QueryError
 from .index import ToolIndex
-from .jsonl import parse_object, read_lines
+from .jsonl import listing, parse_object, read_lines
 from .poison import DEFAULT_POLICY, SuspiciousPolicy
 from .results import Route
 from .router import DEFAULT_DECISION, DecisionSetting, ToolRouter, _clean_query
@@ -79,8 +79,7 @@ def _kept(path: Any, cases: list[EvalCase], invalid: list[str], skip_invalid: bo
 
 def invalid_cases_message(source: Any, invalid: Sequence[str], hint: str = "", shown: int = 20) -> str:
     """One line naming every invalid case (the first ``shown`` of them, then a count)."""
-    listed = "; ".join(invalid[:shown]) + (f"; and {len(invalid) - shown} more" if len(invalid) > shown else "")
-    return f"{source}: {len(invalid)} invalid case{'s' if len(invalid) != 1 else ''}{hint}: {listed}"
+    return f"{source}: {len(invalid)} invalid case{'s' if len(invalid) != 1 else ''}{hint}: {listing(invalid, shown)}"
 
 
 def read_cases(path: str | os.PathLike[str]) -> tuple[list[EvalCase], list[str]]:

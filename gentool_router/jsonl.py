@@ -11,11 +11,11 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 from .errors import CatalogError, GentoolError
 
-__all__ = ["read_lines", "parse_object", "problems_message"]
+__all__ = ["read_lines", "parse_object", "problems_message", "listing"]
 
 
 def read_lines(path: str | os.PathLike[str], kind: str, *,
@@ -50,8 +50,12 @@ def parse_object(line: str, what: str = "line", *,
     return data
 
 
-def problems_message(problems: list[str], what: str, shown: int = 20) -> str:
+def listing(problems: Sequence[str], shown: int = 20) -> str:
+    """``"file:2: why; file:5: why; and 3 more"``: the first ``shown`` problems on one line, then a count."""
+    return "; ".join(problems[:shown]) + (f"; and {len(problems) - shown} more" if len(problems) > shown else "")
+
+
+def problems_message(problems: Sequence[str], what: str, shown: int = 20) -> str:
     """``"3 bad query lines: file:2: why; file:5: why; ..."``: every problem of a file in one message, the first
     ``shown`` of them listed."""
-    listed = "; ".join(problems[:shown]) + (f"; and {len(problems) - shown} more" if len(problems) > shown else "")
-    return f"{len(problems)} bad {what} line{'s' if len(problems) != 1 else ''}: {listed}"
+    return f"{len(problems)} bad {what} line{'s' if len(problems) != 1 else ''}: {listing(problems, shown)}"
