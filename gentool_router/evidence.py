@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass
 from typing import Any, Sequence
 
 __all__ = ["CandidateEvidence", "RouteEvidence", "CANDIDATE_FEATURES", "NONE_FEATURES", "STATS_DEPTH",
-           "candidate_features", "none_features"]
+           "candidate_features", "none_features", "worth_scoring"]
 
 #: Nearest tools whose similarities normalise a query's scores against its catalogue.
 STATS_DEPTH = 50
@@ -106,6 +106,14 @@ def _scale(evidence: RouteEvidence) -> tuple[float, float]:
 
 def _gap(value: float) -> float:
     return max(-GAP_CLIP, min(GAP_CLIP, value))
+
+
+def worth_scoring(rank: int, cosine: float, top_cosine: float, lexical_best: bool, margin: float | None) -> bool:
+    """Whether the selector scores a retrieved candidate (the router's pruning, ``ToolRouter(prune_margin=...)``):
+    the nearest tool and BM25's best always, any other only within ``margin`` of the nearest's cosine (None: all).
+
+    One rule for the router and for the benchmarks that replay cached routes, so both prune alike."""
+    return margin is None or rank == 0 or lexical_best or cosine >= top_cosine - margin
 
 
 def candidate_features(evidence: RouteEvidence) -> list[list[float]]:

@@ -20,7 +20,7 @@ from .catalog import ToolCatalog
 from .decision import DecisionModel, default_decision, selector_identity
 from .embedder import Embedder
 from .errors import CatalogError, ConfigError, GentoolError, IndexFormatError, QueryError, SelectorError
-from .evidence import STATS_DEPTH, CandidateEvidence, RouteEvidence, similarity_stats
+from .evidence import STATS_DEPTH, CandidateEvidence, RouteEvidence, similarity_stats, worth_scoring
 from .index import ScoredTool, ToolIndex
 from .index_base import BaseToolIndex, check_k
 from .lexical import LexicalMatch
@@ -29,7 +29,16 @@ from .poison import DEFAULT_POLICY, SuspiciousPolicy
 from .prompt import MAX_CANDIDATES
 from .results import Candidate, Choice, Route, StageTimings
 from .selector import LlamaSelector, RetrievalSelector, Selector
-from .settings import DEFAULT_K, DEFAULT_N_GPU_LAYERS, DEFAULT_ON_SELECTOR_ERROR, DEFAULTS, PACKAGED, Fallback, Packaged
+from .settings import (
+    DEFAULT_K,
+    DEFAULT_N_GPU_LAYERS,
+    DEFAULT_ON_SELECTOR_ERROR,
+    DEFAULT_PRUNE_MARGIN,
+    DEFAULTS,
+    PACKAGED,
+    Fallback,
+    Packaged,
+)
 from .tools import NO_TOOL
 
 if TYPE_CHECKING:
@@ -65,6 +74,10 @@ class ToolRouter:
         decision: Who decides between the candidates and no tool (see :attr:`decision`): ``"default"``, a
             decision model file or :class:`DecisionModel`, or None for the selector's own threshold.
         hybrid: When BM25's best tool of the catalogue is not among the k nearest, it takes the k-th place.
+        prune_margin: Candidates more than this below the nearest tool's cosine are not scored by the llama.cpp
+            selector (default :data:`~gentool_router.settings.DEFAULT_PRUNE_MARGIN`; the nearest and BM25's best
+            always are): they stay in the route's candidates and come last in its ranking with probability 0, and
+            the explanation names them (``not_scored``). None scores all ``k``.
 
     Example:
         >>> router = ToolRouter.from_tools([get_weather, send_email])    # LangChain tools, functions or dicts
@@ -82,8 +95,10 @@ class ToolRouter:
         selector_options: dict[str, Any] | None = None,
         decision: DecisionSetting = DEFAULT_DECISION,
         hybrid: bool = DEFAULTS.hybrid,
+        prune_margin: float | None = DEFAULT_PRUNE_MARGIN,
     ) -> None:
         _check_k(k, selector)
+        self.prune_margin = _check_prune_margin(prune_margin)
         if on_selector_error not in ("retrieval", "raise"):
             raise ConfigError(f"on_selector_error must be 'retrieval' or 'raise', got {on_selector_error!r}")
         self.index = index
@@ -114,18 +129,20 @@ class ToolRouter:
         show_progress: bool | None = None,
         suspicious: SuspiciousPolicy | None = None,
         decision: DecisionSetting = DEFAULT_DECISION,
+        hybrid: bool = DEFAULTS.hybrid,
+        prune_margin: float | None = DEFAULT_PRUNE_MARGIN,
     ) -> "ToolRouter":
         """Build a router over ``tools`` (LangChain tools, functions, OpenAI dicts, :class:`Tool` s).
 
         ``model_path``/``adapter_path``/``n_threads``/``n_gpu_layers`` configure the default
         :class:`LlamaSelector`; pass ``selector`` to use another one. ``suspicious`` is the policy for
-        instruction-like text in descriptions (default ``"exclude"``; see :class:`ToolCatalog`). ``decision``: see
-        :attr:`decision`.
+        instruction-like text in descriptions (default ``"exclude"``; see :class:`ToolCatalog`). ``decision``,
+        ``hybrid``, ``prune_margin``: see the class.
         """
         index = ToolIndex.build(tools, embedder, show_progress=show_progress, suspicious=suspicious)
         options = _selector_options(model_path, adapter_path, n_threads, n_gpu_layers)
         return cls(index, selector, k=k, on_selector_error=on_selector_error, selector_options=options,
-                   decision=decision)
+                   decision=decision, hybrid=hybrid, prune_margin=prune_margin)
 
     @classmethod
     def from_vectorstore(
@@ -145,6 +162,7 @@ class ToolRouter:
         suspicious: SuspiciousPolicy | None = None,
         decision: DecisionSetting = DEFAULT_DECISION,
         hybrid: bool = DEFAULTS.hybrid,
+        prune_margin: float | None = DEFAULT_PRUNE_MARGIN,
     ) -> "ToolRouter":
         """A router over the tools in a LangChain vector store (``vectorstore.py``; e.g.
         :func:`~gentool_router.vectorstore.qdrant_store`), adding ``tools`` to it first when given.
@@ -166,7 +184,7 @@ class ToolRouter:
                                    "collection name)")
         options = _selector_options(model_path, adapter_path, n_threads, n_gpu_layers)
         return cls(index, selector, k=k, on_selector_error=on_selector_error, selector_options=options,
-                   decision=decision, hybrid=hybrid)
+                   decision=decision, hybrid=hybrid, prune_margin=prune_margin)
 
     @property
     def selector(self) -> Selector:
@@ -219,13 +237,12 @@ class ToolRouter:
         """The dense top k; with ``hybrid``, BM25's top tool takes the last place when the embedding missed it
         (words an embedding blurs: an ID format, a product name; BENCHMARKS.md, "Real catalogues")."""
         found = nearest[:k]
-        if lexical is None or k < 2:
-            return found
-        lexical_name, _ = lexical.best(excluded)
-        if lexical_name is None or any(s.tool.name == lexical_name for s in found):
-            return found
-        extra = self.index.scored(lexical_name, vector)
-        return found if extra is None else [*found[: k - 1], extra]
+        lexical_name = lexical.best(excluded)[0] if lexical is not None else None
+        if lexical_name is not None and k >= 2 and not any(s.tool.name == lexical_name for s in found):
+            extra = self.index.scored(lexical_name, vector)
+            if extra is not None:
+                found = [*found[: k - 1], extra]
+        return found
 
     async def aroute(self, query: str, *, exclude: Iterable[str] = (), k: int | None = None) -> Route:
         """:meth:`route` in a worker thread, so an event loop is never blocked by the model."""
@@ -239,9 +256,12 @@ class ToolRouter:
                 similarities: Sequence[float], excluded: frozenset[str] = frozenset(), vector: Any = None,
                 lexical: LexicalMatch | None = None) -> Route:
         candidates = tuple(Candidate(s.tool, rank, s.score) for rank, s in enumerate(found))
-        names = [c.name for c in candidates]
-        texts = [s.text for s in found]  # read under the index lock with the tools (a remove may follow)
-        scores = [c.retrieval_score for c in candidates]
+        keep = self._worth_scoring(candidates, lexical, excluded)
+        scored = [c for c, kept in zip(candidates, keep) if kept]
+        names = [c.name for c in scored]
+        texts = [s.text for s, kept in zip(found, keep) if kept]  # read under the index lock (a remove may follow)
+        scores = [c.retrieval_score for c in scored]
+        pruned = tuple(Choice(c.name, 0.0) for c, kept in zip(candidates, keep) if not kept)
         start = time.perf_counter()
         fallback_reason = None
         try:
@@ -256,7 +276,7 @@ class ToolRouter:
         start = time.perf_counter()
         ranking, decided_by, explanation, evidence = selection.ranking, "selector", None, None
         if selection.logit_gaps is not None and fallback_reason is None:
-            evidence = self.evidence(query, candidates, selection.logit_gaps, similarities, excluded, lexical=lexical)
+            evidence = self.evidence(query, scored, selection.logit_gaps, similarities, excluded, lexical=lexical)
         # the shipped decision model was fitted on catalogues of 50 tools and more; in smaller ones (an agent's
         # handful of tools, the selector's own training setting) the selector's threshold decides (BENCHMARKS.md)
         decision = self.decision if evidence is not None else None
@@ -277,6 +297,10 @@ class ToolRouter:
                                     + (f" (the decision model applies from {self.decision.min_catalogue_tools} tools)"
                                        if self.decision is not None else ""))
                            if decided_by == "selector" else "retrieval order: the nearest tool"}
+        if pruned:  # listed last, never chosen: the selector did not score them
+            ranking = (*ranking, *pruned)
+            explanation = {**explanation, "not_scored": [c.name for c in pruned],
+                           "not_scored_why": f"more than {self.prune_margin:g} below the nearest tool's cosine"}
         timings = StageTimings(embed=embed_s, search=search_s, select=select_seconds,
                                decide=time.perf_counter() - start)
         best = ranking[0].name
@@ -295,6 +319,17 @@ class ToolRouter:
             explanation=explanation,
             evidence=evidence,
         )
+
+    def _worth_scoring(self, candidates: Sequence[Candidate], lexical: LexicalMatch | None,
+                       excluded: frozenset[str]) -> list[bool]:
+        """Which candidates the llama.cpp selector scores (:attr:`prune_margin`, ``evidence.worth_scoring``); any
+        other selector (retrieval order, your own) gets them all."""
+        if self.prune_margin is None or not candidates or not isinstance(self.selector, LlamaSelector):
+            return [True] * len(candidates)
+        lexical_name = lexical.best(excluded)[0] if lexical is not None else None
+        top = candidates[0].retrieval_score
+        return [worth_scoring(c.retrieval_rank, c.retrieval_score, top, c.name == lexical_name, self.prune_margin)
+                for c in candidates]
 
     def evidence(self, query: str, candidates: Sequence[Candidate], logit_gaps: Sequence[float],
                  similarities: Sequence[float], excluded: Iterable[str] = (), *,
@@ -392,6 +427,7 @@ class ToolRouter:
             "selector": self._selector_settings(),
             "decision": decision,
             "hybrid": self.hybrid,
+            "prune_margin": self.prune_margin,
         }
         return self.index.save(path, extra_files={ROUTER_FILE: settings, **extra})
 
@@ -442,6 +478,7 @@ class ToolRouter:
             selector_options=options,
             decision=decision if decision != DEFAULT_DECISION else _saved_decision(Path(path), settings),
             hybrid=bool(settings.get("hybrid", DEFAULTS.hybrid)),
+            prune_margin=settings.get("prune_margin", DEFAULT_PRUNE_MARGIN),
         )
 
     def __repr__(self) -> str:
@@ -535,6 +572,15 @@ def _is_packaged_selector(selector: LlamaSelector) -> bool:
         return selector.model_path == base_selector_gguf() and selector.adapter_path == default_adapter()
     except GentoolError:
         return False
+
+
+def _check_prune_margin(margin: Any) -> float | None:
+    """None, or a cosine difference from 0 to 2 (a saved router.json may hold anything)."""
+    if margin is None:
+        return None
+    if isinstance(margin, bool) or not isinstance(margin, (int, float)) or not 0 <= margin <= 2:
+        raise ConfigError(f"prune_margin must be a cosine difference from 0 to 2, or None; got {margin!r}")
+    return float(margin)
 
 
 def _saved_decision(folder: Path, settings: dict[str, Any]) -> DecisionSetting:

@@ -12,6 +12,7 @@ answer can only ever be a candidate or ``generate_response``.
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 import threading
@@ -21,7 +22,7 @@ from typing import Final, Protocol, Sequence
 
 from ._llama_backend import LlamaBackend
 from .artefact import ArtefactMetadata
-from .errors import ModelLoadError, ModelNotFoundError, SelectorError
+from .errors import ModelLoadError, ModelNotFoundError, SelectorError, WriteError
 from .models import base_selector_gguf, default_adapter
 from .prompt import (
     ANSWER_NO,
@@ -35,7 +36,14 @@ from .prompt import (
     prefix_parts,
 )
 from .results import Choice, Selection
-from .settings import DEFAULT_N_CTX, DEFAULT_N_GPU_LAYERS, PACKAGED, Packaged
+from .settings import (
+    DEFAULT_FLASH_ATTN,
+    DEFAULT_MERGE_ADAPTER,
+    DEFAULT_N_CTX,
+    DEFAULT_N_GPU_LAYERS,
+    PACKAGED,
+    Packaged,
+)
 from .tools import NO_TOOL
 
 __all__ = ["Selector", "LlamaSelector", "RetrievalSelector", "default_threads", "DEFAULT_ADAPTER"]
@@ -43,6 +51,8 @@ __all__ = ["Selector", "LlamaSelector", "RetrievalSelector", "default_threads", 
 #: ``adapter_path`` default: the packaged GenTool adapter when the model is the packaged base, else none (the
 #: sentinel of :mod:`gentool_router.settings`, typed :data:`~gentool_router.settings.Packaged`).
 DEFAULT_ADAPTER: Final[Packaged] = PACKAGED
+
+logger = logging.getLogger(__name__)
 
 
 class Selector(Protocol):
@@ -87,11 +97,14 @@ class LlamaSelector:
         batched: Score all candidates of a route in one llama.cpp decode (default), or each in its own decode
             after the query (the reference path; the scores agree within float rounding, see
             :mod:`gentool_router._llama_backend`).
-        flash_attn: llama.cpp's flash attention (off by default): about 2% faster at k = 5 and much faster for
-            routes of many candidates (a batch then costs no attention over the other candidates' KV cells), but
-            scores move by float rounding (measured mean |logit gap change| about 0.1, 1 of 40 Seal-Tools decisions
-            changed), and the shipped no-tool threshold and decision model were fitted without it. Without it the
-            sequential path reproduces the selector's scores before batching bit for bit.
+        merge_adapter: Run ``adapter_path`` merged into ``model_path`` as one q8_0 GGUF (default; built once
+            into the cache by :func:`gentool_router.merged.merged_selector_gguf`, about 8 s) instead of applying
+            the LoRA at run time: about half the select time (BENCHMARKS.md, "Route in half the time"). Scores
+            move by float rounding only; where the cache cannot be written the run-time LoRA is used, with a
+            warning. :attr:`runtime_path` is the file llama.cpp runs.
+        flash_attn: llama.cpp's flash attention (on by default): faster at every k and much faster for routes of
+            many candidates (a batch then costs no attention over the other candidates' KV cells); scores move by
+            float rounding. Off, the sequential path reproduces the selector's scores before batching bit for bit.
 
     One instance is safe to share between threads: a lock serialises use of the llama.cpp context.
 
@@ -114,7 +127,8 @@ class LlamaSelector:
         no_tool_score: float | None = None,
         verbose: bool = False,
         batched: bool = True,
-        flash_attn: bool = False,
+        merge_adapter: bool = DEFAULT_MERGE_ADAPTER,
+        flash_attn: bool = DEFAULT_FLASH_ATTN,
     ) -> None:
         if isinstance(adapter_path, str) and adapter_path == DEFAULT_ADAPTER:
             adapter_path = default_adapter() if model_path is None else None
@@ -136,8 +150,12 @@ class LlamaSelector:
         self.n_gpu_layers = n_gpu_layers
         self.batched = batched
         self._lock = threading.Lock()
+        self.runtime_path = self.model_path
+        if merge_adapter and self.adapter_path is not None:
+            self.runtime_path = _merged_or_none(self.model_path, self.adapter_path) or self.model_path
+        runtime_adapter = self.adapter_path if self.runtime_path == self.model_path else None
         self._backend: LlamaBackend | None = LlamaBackend(
-            self.model_path, self.adapter_path, n_threads=self.n_threads, n_gpu_layers=n_gpu_layers, n_ctx=n_ctx,
+            self.runtime_path, runtime_adapter, n_threads=self.n_threads, n_gpu_layers=n_gpu_layers, n_ctx=n_ctx,
             max_sequences=MAX_CANDIDATES, flash_attn=flash_attn, verbose=verbose)
         self.n_ctx = self._backend.n_ctx
         answer_ids = self._single_token_ids([ANSWER_YES, ANSWER_NO])
@@ -270,6 +288,17 @@ class LlamaSelector:
             backend, self._backend = self._backend, None
             if backend is not None:
                 backend.close()
+
+
+def _merged_or_none(model_path: Path, adapter_path: Path) -> Path | None:
+    """The cached merged file of model + adapter; None (run-time LoRA, with a warning) where it cannot be written."""
+    from .merged import merged_selector_gguf
+
+    try:
+        return merged_selector_gguf(model_path, adapter_path)
+    except WriteError as exc:
+        logger.warning("%s; the adapter is applied at run time instead (slower)", exc)
+        return None
 
 
 def _check_finite(gaps: Sequence[float]) -> None:

@@ -31,6 +31,9 @@ __all__ = [
     "MAX_K",
     "DEFAULT_N_CTX",
     "DEFAULT_N_GPU_LAYERS",
+    "DEFAULT_MERGE_ADAPTER",
+    "DEFAULT_PRUNE_MARGIN",
+    "DEFAULT_FLASH_ATTN",
     "DEFAULT_EMBED_BATCH_SIZE",
     "DEFAULT_ON_SELECTOR_ERROR",
     "DEFAULT_CONTEXT_TURNS",
@@ -71,10 +74,18 @@ class RouterSettings:
             (``selector.default_threads``: llama.cpp's threads collapse when oversubscribed).
         n_gpu_layers: Selector layers offloaded to a GPU; 0 runs on the CPU (the wheel ``make`` builds has no GPU
             support).
+        merge_adapter: Run a selector adapter merged into its base as one q8_0 file (built once into the cache,
+            ``gentool_router.merged``) rather than as a LoRA applied at run time: about half the select time, the
+            same answers within float rounding (BENCHMARKS.md, "Route in half the time").
+        flash_attn: llama.cpp's flash attention in the selector: faster attention, scores within float rounding.
         n_ctx: The selector's context in tokens, shared by a route's candidates: the cached prefix, the query and
             all candidates of a k = 5 route fit many times over; a longer route is scored in several decodes.
         embed_batch_size: Texts embedded per batch (tool texts when indexing; queries of ``route_batch``).
         hybrid: BM25's best tool of the catalogue takes the k-th place when the embedding missed it.
+        prune_margin: Candidates whose retrieval cosine is more than this below the nearest tool's are not scored
+            (the nearest and BM25's best always are): about a quarter fewer selector tokens at the same accuracy
+            on the real-catalogue suite, the margin chosen on its fitting sets (BENCHMARKS.md, "Route in half the
+            time"); None scores all k.
         on_selector_error: What a route does when the selector fails (:data:`Fallback`).
         context_turns: User messages routed together for a conversation, latest last
             (``conversation.routing_text``; the LangChain middleware and graph node, the HTTP ``messages`` field):
@@ -90,9 +101,12 @@ class RouterSettings:
     max_k: int = 64
     n_threads: Optional[int] = None
     n_gpu_layers: int = 0
+    merge_adapter: bool = True
+    flash_attn: bool = True
     n_ctx: int = 4096
     embed_batch_size: int = 64
     hybrid: bool = True
+    prune_margin: Optional[float] = 0.15
     on_selector_error: Fallback = "retrieval"
     context_turns: int = 1
     max_tools: int = 1
@@ -106,6 +120,8 @@ class RouterSettings:
             raise ValueError(f"k must be from 1 to max_k = {self.max_k}, got {self.k}")
         if self.on_selector_error not in ("retrieval", "raise"):
             raise ValueError(f"on_selector_error must be 'retrieval' or 'raise', got {self.on_selector_error!r}")
+        if self.prune_margin is not None and not 0 <= self.prune_margin <= 2:
+            raise ValueError(f"prune_margin must be from 0 to 2 (a cosine difference) or None, got {self.prune_margin}")
         for name in ("n_ctx", "embed_batch_size", "context_turns", "max_tools"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
@@ -118,6 +134,9 @@ DEFAULT_K: Final = DEFAULTS.k
 MAX_K: Final = DEFAULTS.max_k
 DEFAULT_N_CTX: Final = DEFAULTS.n_ctx
 DEFAULT_N_GPU_LAYERS: Final = DEFAULTS.n_gpu_layers
+DEFAULT_MERGE_ADAPTER: Final = DEFAULTS.merge_adapter
+DEFAULT_PRUNE_MARGIN: Final = DEFAULTS.prune_margin
+DEFAULT_FLASH_ATTN: Final = DEFAULTS.flash_attn
 DEFAULT_EMBED_BATCH_SIZE: Final = DEFAULTS.embed_batch_size
 DEFAULT_ON_SELECTOR_ERROR: Final[Fallback] = DEFAULTS.on_selector_error
 DEFAULT_CONTEXT_TURNS: Final = DEFAULTS.context_turns

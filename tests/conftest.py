@@ -9,9 +9,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, Sequence
 
-import numpy as np
 import pytest
 
 from gentool_router import Tool
@@ -76,33 +74,12 @@ def embedder():
     return MiniLMEmbedder()
 
 
-class CachingEmbedder:
-    """The real embedder, each document text embedded once per test session.
-
-    The data-simulation tests generate data sets over the bundled corpora several times (two candidate sources,
-    the same-seed check, the retrieval router they are compared with); each would embed the same ~4,500 tool
-    texts again. The vectors are the embedder's own; only the repeats are skipped.
-    """
-
-    def __init__(self, inner: Any) -> None:
-        self.inner = inner
-        self.model_id, self.dimension = inner.model_id, inner.dimension
-        self._vectors: dict[str, np.ndarray] = {}
-
-    def embed_documents(self, texts: Sequence[str], *, show_progress: bool = False) -> np.ndarray:
-        missing = [t for t in dict.fromkeys(texts) if t not in self._vectors]
-        if missing:
-            self._vectors.update(zip(missing, self.inner.embed_documents(missing, show_progress=show_progress)))
-        if not texts:
-            return np.zeros((0, self.dimension), dtype=np.float32)
-        return np.stack([self._vectors[t] for t in texts]).astype(np.float32)
-
-    def embed_queries(self, texts: Sequence[str]) -> np.ndarray:
-        return self.inner.embed_queries(texts)
-
-
 @pytest.fixture(scope="session")
-def caching_embedder(embedder) -> CachingEmbedder:
+def caching_embedder(embedder):
+    """The real embedder, each document text embedded once per test session: the data-simulation tests generate
+    data sets over the bundled corpora several times, each embedding the same ~4,500 tool texts."""
+    from gentool_router.embedder import CachingEmbedder
+
     return CachingEmbedder(embedder)
 
 

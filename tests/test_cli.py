@@ -36,6 +36,21 @@ def test_index_then_route(tmp_path, small_tools):
     assert all(len(r["candidates"]) == 5 and len(r["ranking"]) == 6 for r in routes)
     result = runner.invoke(main, ["route", "--index", str(tmp_path / "idx"), "-k", "2", "rain in Paris?"])
     assert result.exit_code == 0 and "Query: rain in Paris?" in result.output and "ranking:" in result.output
+    # --prune-margin none: every one of the k candidates is scored, and the setting is stored with the index
+    result = runner.invoke(main, ["index", str(tools), "--out", str(tmp_path / "all"), "--quiet", "--prune-margin", "none"])
+    assert result.exit_code == 0, result.output
+    assert json.loads((tmp_path / "all" / "router.json").read_text())["prune_margin"] is None
+    result = runner.invoke(main, ["route", "--index", str(tmp_path / "all"), "--json", "--threads", "2", "email Bob"])
+    assert result.exit_code == 0 and len(json.loads(result.output)["candidates"]) == 5
+
+
+@pytest.mark.parametrize("margin", ["-1", "3", "wide"])
+def test_index_refuses_a_bad_prune_margin(tmp_path, small_tools, margin):
+    tools = tmp_path / "tools.jsonl"
+    write_tools_jsonl(small_tools, tools)
+    result = CliRunner().invoke(main, ["index", str(tools), "--out", str(tmp_path / "idx"), "--prune-margin", margin])
+    assert result.exit_code == 2 and "a cosine difference from 0 to 2, or 'none'" in result.output
+    assert not (tmp_path / "idx").exists()
 
 
 @pytest.mark.slow

@@ -219,7 +219,8 @@ def test_calibrate_end_to_end_then_route_explain(tmp_path):
     result = runner.invoke(main, ["route", "--index", str(tmp_path / "idx"), "--explain",
                                   "Will it rain in Lisbon on Friday?"])
     assert result.exit_code == 0, result.output
-    assert "decided by: the decision model" in result.output and "selector_gap" in result.output
+    # the evidence table: each scored candidate's cosine, rank, BM25 score and selector gap, and the reasons
+    assert "decided by: the decision model" in result.output and "gap  strongest reasons" in result.output
     result = runner.invoke(main, ["route", "--index", str(tmp_path / "idx"), "--json", "--explain", "hi"])
     data = json.loads(result.output.strip().splitlines()[-1])
     assert data["decided_by"] == "decision" and data["explanation"]["options"]
@@ -272,8 +273,8 @@ def test_hybrid_candidates_always_hold_bm25s_best_tool(embedder):
     from gentool_router import RetrievalSelector, ToolIndex, ToolRouter
 
     index = ToolIndex.build(SMALL_TOOLS, embedder)
-    hybrid = ToolRouter(index, RetrievalSelector(), k=2)
-    dense = ToolRouter(index, RetrievalSelector(), k=2, hybrid=False)
+    hybrid = ToolRouter(index, RetrievalSelector(), k=2, prune_margin=None)
+    dense = ToolRouter(index, RetrievalSelector(), k=2, hybrid=False, prune_margin=None)
     queries = ["What is the ticker symbol quote for Apple?", "ingredients for a dish", "the subject and body of a mail",
                "target language for this text", "start time and duration please", "rain and wind in Oslo"]
     for query in queries:
@@ -286,6 +287,62 @@ def test_hybrid_candidates_always_hold_bm25s_best_tool(embedder):
             assert names[0] == dense_names[0]  # the nearest tool always stays
     excluded = hybrid.route("rain and wind in Oslo", exclude=["get_weather_forecast"])
     assert "get_weather_forecast" not in [c.name for c in excluded.candidates]
+
+
+def test_candidates_far_below_the_nearest_are_not_scored(embedder, selector, tmp_path):
+    """``prune_margin``: the llama.cpp selector scores only candidates within the margin of the nearest tool's cosine
+    (the nearest and BM25's best always); the others stay candidates, come last in the ranking with probability 0
+    and are named in the explanation. None scores all k; other selectors get all k; the setting is saved."""
+    from gentool_router import RetrievalSelector, ToolIndex, ToolRouter
+    from gentool_router.examples import example_tools
+
+    index = ToolIndex.build(example_tools(), embedder, show_progress=False)
+    queries = ["Will it rain in Oslo tomorrow?", "send a mail to my boss about the budget",
+               "translate this paragraph into French", "book a meeting tomorrow at ten", "thanks, that's all"]
+    pruning = ToolRouter(index, selector, k=5, prune_margin=0.05)
+    everything = ToolRouter(index, selector, k=5, prune_margin=None)
+    pruned_any = False
+    for query in queries:
+        route, full = pruning.route(query), everything.route(query)
+        assert [c.name for c in route.candidates] == [c.name for c in full.candidates]
+        lexical_best, _ = index.lexical().best(query)
+        top = route.candidates[0].retrieval_score
+        skipped = [c.name for c in route.candidates
+                   if not (c.retrieval_rank == 0 or c.name == lexical_best or c.retrieval_score >= top - 0.05)]
+        assert route.explanation.get("not_scored", []) == skipped
+        assert [c.name for c in route.ranking[len(route.ranking) - len(skipped):]] == skipped
+        assert all(c.score == 0.0 for c in route.ranking if c.name in skipped)
+        assert route.name not in skipped and len(route.ranking) == len(full.ranking)
+        if skipped:
+            pruned_any = True
+            assert route.prompt_tokens < full.prompt_tokens
+        assert "not_scored" not in full.explanation
+    assert pruned_any  # the check can fail: some candidates were pruned
+    retrieval = ToolRouter(index, RetrievalSelector(), k=5, prune_margin=0.0).route(queries[0])
+    assert len(retrieval.ranking) == 5 and "not_scored" not in retrieval.explanation
+    pruning.save(tmp_path / "router")
+    assert ToolRouter.load(tmp_path / "router", embedder=embedder, selector=selector).prune_margin == 0.05
+
+
+@pytest.mark.parametrize("margin", [-0.1, 2.5, "0.1", True, float("nan")])
+def test_a_bad_prune_margin_is_a_config_error(margin):
+    from gentool_router import RetrievalSelector, ToolIndex, ToolRouter
+
+    class NoEmbedder:  # the router is never asked to route
+        model_id, dimension = "test:none", 8
+
+    index = ToolIndex(NoEmbedder())  # type: ignore[arg-type]
+    with pytest.raises(ConfigError, match="prune_margin"):
+        ToolRouter(index, RetrievalSelector(), prune_margin=margin)
+
+
+def test_worth_scoring_keeps_the_nearest_and_bm25s_best():
+    from gentool_router.evidence import worth_scoring
+
+    assert worth_scoring(0, 0.1, 0.9, False, 0.15)  # the nearest, whatever its cosine
+    assert worth_scoring(3, 0.1, 0.9, True, 0.15)  # BM25's best
+    assert worth_scoring(2, 0.75, 0.9, False, 0.15) and not worth_scoring(2, 0.74, 0.9, False, 0.15)
+    assert worth_scoring(4, -1.0, 1.0, False, None)
 
 
 def test_the_query_classifier_is_fitted_saved_and_used(tmp_path):

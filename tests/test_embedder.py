@@ -47,3 +47,30 @@ def test_routing_path_never_imports_torch(tmp_path):
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == ""
+
+
+def test_caching_embedder_embeds_each_distinct_text_once():
+    from gentool_router.embedder import CachingEmbedder
+
+    class Counting:
+        model_id, dimension = "test:counting", 2
+
+        def __init__(self) -> None:
+            self.seen: list[str] = []
+
+        def embed_documents(self, texts, *, show_progress=False):
+            self.seen.extend(texts)
+            return np.array([[len(t), 1.0] for t in texts], dtype=np.float32)
+
+        def embed_queries(self, texts):
+            return self.embed_documents(texts)
+
+    inner = Counting()
+    cached = CachingEmbedder(inner)
+    first = cached.embed_documents(["a", "bb", "a"])
+    second = cached.embed_documents(["bb", "ccc"])
+    assert inner.seen == ["a", "bb", "ccc"]
+    np.testing.assert_array_equal(first[:, 0], [1, 2, 1])
+    np.testing.assert_array_equal(second[:, 0], [2, 3])
+    assert cached.embed_documents([]).shape == (0, 2)
+    assert (cached.model_id, cached.dimension) == ("test:counting", 2)

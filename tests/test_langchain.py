@@ -98,7 +98,8 @@ class KeywordSelector:
 
 
 def keyword_router(tools: list[Any] = SMALL_TOOLS, k: int = 5) -> ToolRouter:
-    return ToolRouter(KeywordIndex(tools), KeywordSelector(), k=k, hybrid=False)  # the stand-in has no BM25
+    # the stand-in has no BM25, and its scores are keyword counts, not cosines: no pruning
+    return ToolRouter(KeywordIndex(tools), KeywordSelector(), k=k, hybrid=False, prune_margin=None)
 
 
 def stub_tools(tools: list[Tool]) -> list[BaseTool]:

@@ -6,12 +6,15 @@ The packing of routes into decodes is tested without a model.
 
 How close is close: the logit gaps of this Q4_1 model move with the order llama.cpp sums in, which depends on where
 a candidate's entries sit in the KV cache. Measured on the routes below (shipped adapter, 2 threads, AVX2 build):
-batched against sequential, with flash attention (off by default), max |difference| 0.76, mean 0.11, p95 0.28 at
+batched against sequential, with flash attention, max |difference| 0.76, mean 0.11, p95 0.28 at
 k = 5 and max 0.39 at k = 64; without flash attention max 0.38, mean 0.05. The sequential path alone moves by up to
 0.19 when its candidate's KV cells are shifted by one cell, and flash attention against none by up to 0.46. So the
 bounds are :data:`MAX_DIFFERENCE` and :data:`MEAN_DIFFERENCE`, and choices must agree wherever the sequential path's
 best option leads the next by more than :data:`CLEAR_MARGIN`. Without flash attention the sequential path equals
-the selector before batching (llama_cpp.Llama's own evaluation) exactly.
+the selector before batching (llama_cpp.Llama's own evaluation) exactly. The default selector runs the adapter
+merged into a q8_0 file (``gentool_router.merged``) with flash attention; against base + run-time LoRA without
+flash attention it measured max |difference| 0.75 over 40 synthetic routes and 1.16 over the real-catalogue suite:
+another arithmetic, with its own bounds (:data:`ARITHMETIC_BOUNDS`).
 """
 
 from __future__ import annotations
@@ -27,6 +30,10 @@ from gentool_router.examples import example_cases, example_tools
 MAX_DIFFERENCE = 1.0
 MEAN_DIFFERENCE = 0.2
 CLEAR_MARGIN = 2 * MAX_DIFFERENCE
+#: Another arithmetic (the merged q8_0 file with flash attention against base + run-time LoRA without it): measured
+#: max 1.16 and median 0.27 over the 2,016 routes of the real-catalogue suite (BENCHMARKS.md, "Route in half the
+#: time").
+ARITHMETIC_BOUNDS = (1.5, 0.35)
 ROUTES = 10
 
 
@@ -56,7 +63,7 @@ def _differences(a, b):
     return [abs(x - y) for x, y in zip(a.logit_gaps, b.logit_gaps)]
 
 
-def _check_agreement(pairs, no_tool_score, label):
+def _check_agreement(pairs, no_tool_score, label, bounds=(MAX_DIFFERENCE, MEAN_DIFFERENCE)):
     """(batched, reference) selections: scores within the bounds, the same choice wherever it is clear."""
     differences = [d for a, b in pairs for d in _differences(a, b)]
     changed = 0
@@ -64,10 +71,10 @@ def _check_agreement(pairs, no_tool_score, label):
         options = sorted([*reference.logit_gaps, no_tool_score], reverse=True)
         if batched.ranking[0].name != reference.ranking[0].name:
             changed += 1
-            assert options[0] - options[1] <= CLEAR_MARGIN, f"a clear choice changed: {reference.ranking[:2]}"
+            assert options[0] - options[1] <= 2 * bounds[0], f"a clear choice changed: {reference.ranking[:2]}"
     worst, mean = max(differences, default=0.0), sum(differences) / max(1, len(differences))
     print(f"{label}: {len(pairs)} routes, |gap difference| max {worst:.3f}, mean {mean:.3f}; choices changed {changed}")
-    assert worst <= MAX_DIFFERENCE and mean <= MEAN_DIFFERENCE
+    assert worst <= bounds[0] and mean <= bounds[1]
 
 
 @pytest.mark.slow
@@ -76,15 +83,19 @@ def test_batched_scores_equal_sequential(selector, routes):
 
 
 @pytest.mark.slow
-def test_flash_attention_scores_stay_within_the_bounds(selector, routes):
-    """Flash attention (off by default) moves scores by float rounding only: against the default path."""
-    fast = LlamaSelector(flash_attn=True, n_threads=selector.n_threads)
+def test_merged_q8_0_with_flash_attention_stays_within_the_bounds(selector, routes):
+    """The default selector (adapter merged at q8_0, flash attention) against base + run-time LoRA without flash
+    attention (the arithmetic before "Route in half the time"): float rounding only."""
+    assert selector.runtime_path != selector.model_path and selector.runtime_path.suffix == ".gguf"
+    reference = LlamaSelector(merge_adapter=False, flash_attn=False, n_threads=selector.n_threads)
+    assert reference.runtime_path == reference.model_path
     try:
-        pairs = [(fast.select(q, n, t, [0.0] * len(n)), selector.select(q, n, t, [0.0] * len(n)))
-                 for q, n, t in routes[:5]]
+        pairs = [(selector.select(q, n, t, [0.0] * len(n)), reference.select(q, n, t, [0.0] * len(n)))
+                 for q, n, t in routes]
     finally:
-        fast.close()
-    _check_agreement(pairs, selector.no_tool_score, "flash attention against none")
+        reference.close()
+    _check_agreement(pairs, selector.no_tool_score, "merged q8_0 + flash attention against Q4_1 + LoRA",
+                     ARITHMETIC_BOUNDS)
 
 
 @pytest.mark.slow
@@ -139,13 +150,14 @@ def test_a_route_longer_than_the_context_is_split_over_decodes(selector, example
 @pytest.mark.slow
 def test_scores_equal_llama_cpp_own_evaluation_with_the_adapter(selector, routes):
     """An independent reference, the selector before batching: llama_cpp.Llama (its public API) evaluating each
-    candidate's whole prompt with the same model and adapter. Without flash attention the sequential path gives
-    its scores exactly; the batched selector (with or without flash attention) within the bounds."""
+    candidate's whole prompt with the same model and adapter. With the run-time LoRA and without flash attention
+    the sequential path gives its scores exactly; the default selector (merged, flash attention) within the
+    bounds."""
     import llama_cpp
 
     reference = llama_cpp.Llama(model_path=str(selector.model_path), lora_path=str(selector.adapter_path),
                                 n_ctx=256, n_threads=selector.n_threads, logits_all=True, verbose=False)
-    exact = LlamaSelector(flash_attn=False, n_threads=selector.n_threads)
+    exact = LlamaSelector(merge_adapter=False, flash_attn=False, n_threads=selector.n_threads)
     yes, no = selector._readout
     pairs = []
     try:
@@ -164,7 +176,7 @@ def test_scores_equal_llama_cpp_own_evaluation_with_the_adapter(selector, routes
     finally:
         reference.close()
         exact.close()
-    _check_agreement(pairs, selector.no_tool_score, "default selector against llama_cpp.Llama")
+    _check_agreement(pairs, selector.no_tool_score, "default selector against llama_cpp.Llama", ARITHMETIC_BOUNDS)
 
 
 @pytest.mark.slow

@@ -251,8 +251,10 @@ CASES = [
     pytest.param(fails(ConfigError, "suspicious must be one of", lambda _: ToolCatalog(suspicious="block")),
                  id="unknown-suspicious-policy"),
     # --------------------------------------------------------------- k and settings
-    pytest.param(gives(lambda r: len(r.candidates) == len(TOOLS), lambda _: _router(k=50).route("rain in Oslo")),
-                 id="k-larger-than-catalogue"),
+    pytest.param(gives(lambda r: len(r.candidates) == len(TOOLS),
+                       lambda _: _router(k=50, prune_margin=None).route("rain in Oslo")), id="k-larger-than-catalogue"),
+    pytest.param(fails(ConfigError, "prune_margin must be a cosine difference", lambda _: _router(prune_margin=5)),
+                 id="prune-margin-out-of-range"),
     pytest.param(fails(ConfigError, "k must be a positive integer", lambda _: _router(k=0)), id="k-zero"),  # fixed: ValueError
     pytest.param(fails(ConfigError, "k must be a positive integer", lambda _: _router(k=-3)), id="k-negative"),
     pytest.param(fails(ConfigError, "k must be a positive integer", lambda _: _router(k="5")), id="k-not-an-integer"),
@@ -263,8 +265,8 @@ CASES = [
     pytest.param(fails(ConfigError, "k = 65 is more than the 64 candidates",
                        lambda _: ToolRouter(_router().index, k=65)), id="k-above-the-selector-limit"),
     # fixed: every route silently fell back to retrieval
-    pytest.param(gives(lambda r: len(r.candidates) == len(TOOLS), lambda _: _router(k=100).route("rain")),
-                 id="k-above-64-with-retrieval"),
+    pytest.param(gives(lambda r: len(r.candidates) == len(TOOLS),
+                       lambda _: _router(k=100, prune_margin=None).route("rain")), id="k-above-64-with-retrieval"),
     pytest.param(gives(lambda r: r.on_selector_error == "raise",
                        lambda tmp: ToolRouter.load(_saved(tmp), embedder=HashEmbedder(), selector=RetrievalSelector(),
                                                    on_selector_error="raise")),
@@ -273,7 +275,8 @@ CASES = [
         _saved(tmp), embedder=HashEmbedder(), selector=RetrievalSelector(), on_selector_error="ignore")),
                  id="load-with-unknown-on_selector_error"),
     pytest.param(gives(lambda r: len(r.candidates) == len(TOOLS) and r.tool is not None, lambda tmp: ToolRouter.from_tools(
-        TOOLS, embedder=MiniLMEmbedder(_tiny_bert(tmp, hidden=32)), selector=RetrievalSelector()).route("weather")),
+        TOOLS, embedder=MiniLMEmbedder(_tiny_bert(tmp, hidden=32)), selector=RetrievalSelector(),
+        prune_margin=None).route("weather")),
                  id="embedder-folder-of-another-width"),  # fixed: FAISS asserted (384 assumed before loading)
     pytest.param(fails(ModelLoadError, "Dense module", lambda tmp: MiniLMEmbedder(_tiny_bert(tmp, hidden=32, dense=True))),
                  id="embedder-folder-with-a-dense-layer"),  # the NumPy runtime would compute another function

@@ -35,6 +35,7 @@ def test_the_defaults_are_the_documented_values():
     assert (DEFAULTS.n_threads, DEFAULTS.n_gpu_layers, DEFAULTS.hybrid, DEFAULTS.on_selector_error) == (
         None, 0, True, "retrieval")
     assert (DEFAULTS.context_turns, DEFAULTS.max_tools) == (1, 1)
+    assert (DEFAULTS.merge_adapter, DEFAULTS.flash_attn, DEFAULTS.prune_margin) == (True, True, 0.15)
     assert (DEFAULTS.host, DEFAULTS.serve_port, DEFAULTS.gateway_port, DEFAULTS.connect_timeout) == (
         "127.0.0.1", 8080, 8000, 30.0)
     assert (settings.DEFAULT_K, settings.MAX_K) == (DEFAULTS.k, DEFAULTS.max_k)
@@ -47,6 +48,8 @@ def test_settings_are_frozen_and_checked():
         RouterSettings(k=MAX_K + 1)
     with pytest.raises(ValueError, match="on_selector_error"):
         RouterSettings(on_selector_error="ignore")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="prune_margin"):
+        RouterSettings(prune_margin=3.0)
     assert RouterSettings(k=8).k == 8
 
 
@@ -77,6 +80,10 @@ def test_the_api_defaults_come_from_settings():
         assert _default(function, "on_selector_error") == DEFAULTS.on_selector_error
     assert _default(ToolRouter.from_tools, "n_gpu_layers") == DEFAULTS.n_gpu_layers
     assert _default(ToolRouter.__init__, "hybrid") is DEFAULTS.hybrid
+    for function in (ToolRouter.__init__, ToolRouter.from_tools, ToolRouter.from_vectorstore):
+        assert _default(function, "prune_margin") == DEFAULTS.prune_margin
+    assert _default(LlamaSelector.__init__, "merge_adapter") is DEFAULTS.merge_adapter
+    assert _default(LlamaSelector.__init__, "flash_attn") is DEFAULTS.flash_attn
     assert prompt.MAX_CANDIDATES == MAX_K
     assert _default(LlamaSelector.__init__, "n_ctx") == DEFAULTS.n_ctx
     assert _default(LlamaSelector.__init__, "n_gpu_layers") == DEFAULTS.n_gpu_layers

@@ -42,28 +42,12 @@ from gentool_router import (
     VectorStoreError,
 )
 from gentool_router import vectorstore as vs
+from gentool_router.embedder import CachingEmbedder
 from gentool_router.examples import example_queries, example_tools, out_of_scope_queries
 from gentool_router.vectorstore import RouterEmbeddings, VectorStoreIndex, qdrant_store, record_id
 
 QUERIES = example_queries()[:40] + [r["query"] for r in out_of_scope_queries()[:10]]
 COLLECTION = "tools"
-
-
-class CachingEmbedder:
-    """The session's MiniLM embedder, each text embedded once: both backends get the very same vectors."""
-
-    def __init__(self, inner) -> None:
-        self.inner, self.model_id, self.dimension = inner, inner.model_id, inner.dimension
-        self._documents: dict[str, np.ndarray] = {}
-
-    def embed_documents(self, texts: Sequence[str], *, show_progress: bool = False) -> np.ndarray:
-        missing = [t for t in dict.fromkeys(texts) if t not in self._documents]
-        if missing:
-            self._documents.update(zip(missing, self.inner.embed_documents(missing)))
-        return np.stack([self._documents[t] for t in texts]) if texts else np.zeros((0, self.dimension), np.float32)
-
-    def embed_queries(self, texts: Sequence[str]) -> np.ndarray:
-        return self.inner.embed_queries(texts)
 
 
 class HashEmbedder:

@@ -124,6 +124,8 @@ def _print_route(route: Any, as_json: bool, explain: bool = False) -> None:
 
 def _print_explanation(route: Any) -> None:
     explanation = route.explanation or {}
+    if explanation.get("not_scored"):
+        click.echo(f"     not scored ({explanation['not_scored_why']}): {', '.join(explanation['not_scored'])}")
     if route.decided_by != "decision":
         click.echo(f"     decided by: {route.decided_by} ({explanation.get('note', '')})")
         return

@@ -14,6 +14,7 @@ from ..settings import (
     DEFAULT_GATEWAY_PORT,
     DEFAULT_HOST,
     DEFAULT_K,
+    DEFAULT_PRUNE_MARGIN,
     DEFAULT_SERVE_PORT,
     MAX_K,
 )
@@ -38,9 +39,13 @@ from ._common import (
               help="Folder to write the index to: new, empty, or an earlier index (replaced atomically).")
 @click.option("-k", "--k", "k", type=click.IntRange(min=1, max=MAX_K), default=DEFAULT_K, show_default=True,
               help="Candidates per query to store as the router's default.")
+@click.option("--prune-margin", "prune_margin", default=str(DEFAULT_PRUNE_MARGIN), show_default=True,
+              callback=lambda _ctx, _param, value: _prune_margin(value),
+              help="Stored as the router's default: candidates more than this below the nearest tool's cosine are not "
+                   "scored by the selector; 'none' scores all k.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @_friendly_errors
-def index_command(tools: Path, out: Path, k: int, quiet: bool) -> None:
+def index_command(tools: Path, out: Path, k: int, prune_margin: float | None, quiet: bool) -> None:
     """Embed the tools of TOOLS (JSONL, one tool a line) into an index folder."""
     import time
 
@@ -52,9 +57,21 @@ def index_command(tools: Path, out: Path, k: int, quiet: bool) -> None:
     check_replaceable(out.absolute(), index_owned_files, "gentool-router index")  # before minutes of embedding
     start = time.perf_counter()
     catalog = ToolCatalog.from_jsonl(tools)
-    router = ToolRouter.from_tools(catalog, k=k, show_progress=False if quiet else None)
+    router = ToolRouter.from_tools(catalog, k=k, show_progress=False if quiet else None, prune_margin=prune_margin)
     router.save(out)
     click.echo(f"Indexed {len(catalog)} tools into {out} in {time.perf_counter() - start:.1f} s")
+
+
+def _prune_margin(value: str) -> float | None:
+    if value.strip().lower() == "none":
+        return None
+    try:
+        margin = float(value)
+    except ValueError:
+        raise click.BadParameter(f"a cosine difference from 0 to 2, or 'none'; got {value!r}") from None
+    if not 0 <= margin <= 2:
+        raise click.BadParameter(f"a cosine difference from 0 to 2, or 'none'; got {value!r}")
+    return margin
 
 
 @main.command("route")
