@@ -1,0 +1,74 @@
+"""What-if, on cached routes: the fast selector arithmetic first, the exact one again only where its decision is close.
+
+    .venv/bin/python benchmarks/confirm_close_routes.py data/real-suite data/real-suite-merged
+
+Both caches come from ``benchmarks/real_suite.py`` (``--arithmetic lora`` and the default ``merged``) over the same
+suite cases. A route whose fast decision leads its runner-up by less than ``tau`` (probability) would be scored again
+with base + run-time LoRA and decided on those scores. Per ``tau`` it prints the share of routes scored twice, the
+decisions unchanged against the exact arithmetic and the router's accuracy: the design for issue "Route in half the
+time"'s last criterion (BENCHMARKS.md), measured here before it is built.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from compare_arithmetic import read_cache  # noqa: E402
+from real_suite import ROOT, _evidence, embed_queries, predictions, synthetic_sets  # noqa: E402
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("exact", type=Path, help="Cache of the exact arithmetic (base + run-time LoRA).")
+    parser.add_argument("fast", type=Path, help="Cache of the fast arithmetic (merged q8_0, flash attention).")
+    parser.add_argument("--limit", type=int, default=200)
+    args = parser.parse_args(argv)
+
+    from gentool_router.artefact import ArtefactMetadata
+    from gentool_router.decision import default_decision
+    from gentool_router.models import ADAPTER_FILE
+    from gentool_router.prompt import choice_probabilities
+    from gentool_router_train.real_sets import SUITE_SETS, build_set
+
+    decision = default_decision()
+    threshold = float(ArtefactMetadata.from_gguf(ADAPTER_FILE).no_tool_score or 0.0)
+    sets = {n: build_set(n, args.limit) for n in SUITE_SETS}
+    sets["synthetic_test"] = synthetic_sets(ROOT / "data" / "gentool-v2", args.limit)[0]
+    exact: dict[str, list[dict[str, Any]]] = {}
+    fast: dict[str, list[dict[str, Any]]] = {}
+    for name, cases in sets.items():
+        a, b = read_cache(args.exact, name), read_cache(args.fast, name)
+        both = [c for c in cases if c["id"] in a and c["id"] in b]
+        exact[name] = [{**c, **a[c["id"]]} for c in both]
+        fast[name] = [{**c, **b[c["id"]]} for c in both]
+    embed_queries(exact)
+    embed_queries(fast)
+
+    def margin(record: dict[str, Any]) -> float:
+        evidence = _evidence(record, decision)
+        if decision is not None and decision.applies_to(evidence):
+            options = sorted(decision.probabilities(evidence), reverse=True)
+        else:
+            options = sorted(choice_probabilities([c.selector_gap for c in evidence.candidates], threshold),
+                             reverse=True)
+        return options[0] - (options[1] if len(options) > 1 else 0.0)
+
+    rows = [(margin(f), predictions(e, decision, threshold)["router"], predictions(f, decision, threshold)["router"],
+             e["expected"]) for name in exact for e, f in zip(exact[name], fast[name])]
+    n = len(rows)
+    for tau in (0.0, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5):
+        again = sum(m < tau for m, *_ in rows)
+        same = sum((a if m < tau else b) == a for m, a, b, _ in rows)
+        right = sum((a if m < tau else b) == e for m, a, b, e in rows)
+        print(f"tau {tau:.2f}: scored twice {again / n:5.1%}, decisions unchanged {same / n:6.2%} "
+              f"({n - same} of {n} changed), router accuracy {right / n:.3f}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
