@@ -10,21 +10,16 @@ saved as a plain folder in the cache (loads in about a second after that).
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
 from gentool_router.artefact import base_checksum
 from gentool_router.errors import ModelLoadError
+from gentool_router.merged import cache_root  # the one cache folder of the project
 from gentool_router.models import base_selector_gguf
 from gentool_router.persistence import atomic_folder
 
 __all__ = ["cache_root", "plain_base_folder", "load_base", "gguf_sha256"]
-
-
-def cache_root() -> Path:
-    """``$GENTOOL_ROUTER_CACHE`` or ``~/.cache/gentool-router``."""
-    return Path(os.environ.get("GENTOOL_ROUTER_CACHE", Path.home() / ".cache" / "gentool-router"))
 
 
 def gguf_sha256(path: Path) -> str:
