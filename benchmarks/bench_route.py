@@ -131,6 +131,7 @@ def main() -> None:
             rows: dict[str, list] = {name: [] for name in paths}
             differences, changed = [], 0
             reference_changed, reference_differences = 0, []
+            scored_twice = 0  # routes the router confirmed with the exact arithmetic (ToolRouter.confirm_margin)
             for query in queries:
                 chosen = {}
                 for name, batched in paths.items():
@@ -143,6 +144,7 @@ def main() -> None:
                                           [index.tool_text(c.name) for c in route.candidates])
                     bare = used.evaluate_tokens(*encode_prompt(prompt, used.tokenize))
                     rows[name].append((route.timings, route.prompt_tokens, bare))
+                    scored_twice += name == "batched" and "scored_twice" in (route.explanation or {})
                     chosen[name] = (route.tool.name if route.tool is not None else None, gaps["last"])
                 selector.batched = True
                 if reference is not None:
@@ -159,6 +161,8 @@ def main() -> None:
             print(f" -- k = {k}")
             for name, path_rows in rows.items():
                 report(name, path_rows)
+            print(f"  scored twice (decided by less than confirm_margin = {router.confirm_margin}): {scored_twice} of "
+                  f"{len(queries)} routes")
             if args.compare:
                 print(f"  batched vs sequential: {changed} of {len(queries)} routes change their decision "
                       f"(chosen tool or none); largest |logit gap difference| "

@@ -6,7 +6,9 @@ Both caches come from ``benchmarks/real_suite.py`` (``--arithmetic lora`` and th
 suite cases. A route whose fast decision leads its runner-up by less than ``tau`` (probability) would be scored again
 with base + run-time LoRA and decided on those scores. Per ``tau`` it prints the share of routes scored twice, the
 decisions unchanged against the exact arithmetic and the router's accuracy: the design for issue "Route in half the
-time"'s last criterion (BENCHMARKS.md), measured here before it is built.
+time"'s last criterion (BENCHMARKS.md), measured here before it was built as ``ToolRouter(confirm_margin=...)``. The
+built router's own figure comes from routing the suite through it (``real_suite.py --arithmetic confirmed
+--prune-margin none``) and ``compare_arithmetic.py`` against the exact cache.
 """
 
 from __future__ import annotations

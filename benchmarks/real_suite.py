@@ -5,7 +5,9 @@
 
 Each case is routed once through the real router (FAISS retrieval, BM25, the llama.cpp selector) and its
 evidence cached in ``data/real-suite-merged/evidence/SET.jsonl`` (one cache per selector identity), so the methods are
-compared on the same routes and a later run only routes what is missing. Methods:
+compared on the same routes and a later run only routes what is missing. ``--arithmetic confirmed`` routes exactly as
+``ToolRouter`` does by default (pruned, decided, close routes scored again with the exact arithmetic) into
+``data/real-suite-confirmed/``: the figures a user gets. Methods:
 
 * ``router``: the decision model over all the evidence (what ``ToolRouter`` does by default);
 * ``selector_fixed``: the selector alone with its calibrated no-tool threshold (the router before the decision);
@@ -34,7 +36,12 @@ from tqdm.auto import tqdm
 ROOT = Path(__file__).resolve().parents[1]
 #: LlamaSelector options of each arithmetic the suite can measure.
 ARITHMETIC: dict[str, dict[str, bool]] = {"merged": {"merge_adapter": True, "flash_attn": True},
-                                          "lora": {"merge_adapter": False, "flash_attn": False}}
+                                          # the exact arithmetic: the selector's scores before batching, bit for bit
+                                          "lora": {"merge_adapter": False, "flash_attn": False, "batched": False},
+                                          "confirmed": {"merge_adapter": True, "flash_attn": True}}
+#: The arithmetic whose routes are decided in the router (the shipped decision model, its close routes scored again
+#: exactly: ``ToolRouter(confirm_margin=...)``) and pruned there: what the cache holds is what the router did.
+DECIDED_IN_ROUTER = "confirmed"
 METHODS = ("router", "selector_fixed", "selector_best", "retrieval", "lexical", "oracle")
 
 
@@ -55,7 +62,7 @@ class Routers:
     """One router per catalogue (indexes cached on disk), one selector shared by all."""
 
     def __init__(self, cache: Path, n_threads: int | None = None, adapter: Path | None = None,
-                 model: Path | None = None, arithmetic: str = "merged") -> None:
+                 model: Path | None = None, arithmetic: str = "merged", prune_margin: float | None = None) -> None:
         from gentool_router import ToolIndex, ToolRouter
         from gentool_router.embedder import MiniLMEmbedder
         from gentool_router.selector import LlamaSelector
@@ -70,6 +77,11 @@ class Routers:
         else:
             self.selector = LlamaSelector(n_threads=n_threads, **options)
         self.arithmetic = arithmetic
+        # every candidate scored, no decision: the methods and the decision are replayed on the cache; except for
+        # the arithmetic decided in the router, which routes as ToolRouter does by default
+        self._router_options: dict[str, Any] = {"decision": None, "prune_margin": None, "confirm_margin": None}
+        if arithmetic == DECIDED_IN_ROUTER:
+            self._router_options = {"prune_margin": prune_margin}
         self._routers: dict[str, Any] = {}
         self._ToolIndex, self._ToolRouter = ToolIndex, ToolRouter
 
@@ -81,6 +93,11 @@ class Routers:
                     "candidates": "hybrid-1"}
         if self.arithmetic != "lora":  # other arithmetic, other scores: a cache of its own (caches of the run-time
             identity["arithmetic"] = self.arithmetic  # LoRA, the only arithmetic before, carry no such key)
+        if self.arithmetic == DECIDED_IN_ROUTER:
+            from gentool_router.settings import DEFAULT_CONFIRM_MARGIN
+
+            identity["prune_margin"] = self._router_options["prune_margin"]
+            identity["confirm_margin"] = DEFAULT_CONFIRM_MARGIN
         return identity
 
     def for_case(self, case: dict[str, Any]) -> Any:
@@ -88,7 +105,7 @@ class Routers:
 
         if case["tools"] is not None:
             index = self._ToolIndex.build(case["tools"], self.embedder, show_progress=False)
-            return self._ToolRouter(index, self.selector, on_selector_error="raise", decision=None, prune_margin=None)
+            return self._ToolRouter(index, self.selector, on_selector_error="raise", **self._router_options)
         name = case["catalogue"]
         if name not in self._routers:
             folder = self.cache / "indexes" / name
@@ -97,15 +114,16 @@ class Routers:
             except Exception:  # not built yet, or built by another version: build it again
                 index = self._ToolIndex.build(catalogue(name), self.embedder, show_progress=True)
                 index.save(folder)
-            self._routers[name] = self._ToolRouter(index, self.selector, on_selector_error="raise", decision=None,
-                                                   prune_margin=None)
+            self._routers[name] = self._ToolRouter(index, self.selector, on_selector_error="raise",
+                                                   **self._router_options)
         return self._routers[name]
 
 
 def gather(sets: dict[str, list[dict[str, Any]]], cache: Path, n_threads: int | None = None, adapter: Path | None = None,
-           model: Path | None = None, arithmetic: str = "merged") -> dict[str, list[dict[str, Any]]]:
+           model: Path | None = None, arithmetic: str = "merged", prune_margin: float | None = None
+           ) -> dict[str, list[dict[str, Any]]]:
     """Each case's evidence, from the cache or by routing it now (appended to the cache as it goes)."""
-    routers = Routers(cache, n_threads, adapter, model, arithmetic)
+    routers = Routers(cache, n_threads, adapter, model, arithmetic, prune_margin)
     identity = routers.identity()
     out: dict[str, list[dict[str, Any]]] = {}
     for name, cases in sets.items():
@@ -133,7 +151,8 @@ def gather(sets: dict[str, list[dict[str, Any]]], cache: Path, n_threads: int | 
                     route = router.route(case["query"], exclude=case["exclude"])
                     record = {"id": case["id"], "query": case["query"], "evidence": route.evidence.to_dict(),
                               "select_ms": route.timings.select * 1000, "decide_ms": route.timings.decide * 1000,
-                              "prompt_tokens": route.prompt_tokens}
+                              "prompt_tokens": route.prompt_tokens,
+                              "scored_twice": "scored_twice" in (route.explanation or {})}
                     handle.write(json.dumps(record) + "\n")
                     handle.flush()
                     done[case["id"]] = record
@@ -340,8 +359,11 @@ def main(argv: list[str] | None = None) -> int:
                         "the shipped base + adapter; give it a --cache of its own.")
     parser.add_argument("--arithmetic", choices=sorted(ARITHMETIC), default="merged",
                         help="How llama.cpp runs the selector: 'merged' (the default: the adapter merged at q8_0, flash "
-                             "attention) or 'lora' (base + run-time LoRA, no flash attention: the arithmetic before "
-                             "2026-12-03, that data/real-suite was gathered with); each needs a --cache of its own.")
+                             "attention), 'lora' (base + run-time LoRA, no flash attention, one decode per candidate: the "
+                             "exact arithmetic, the selector before 2026-12-03, that data/real-suite was gathered with) "
+                             "or 'confirmed' (merged, close routes "
+                             "scored again exactly, decided and pruned in the router as it does by default: its cache "
+                             "holds one --prune-margin); each needs a --cache of its own.")
     parser.add_argument("--prune-margin", type=lambda v: None if v == "none" else float(v),
                         default=DEFAULT_PRUNE_MARGIN, help="The router's candidate pruning replayed on the cached "
                         "routes (default: the router's; 'none': every candidate).")
@@ -357,7 +379,11 @@ def main(argv: list[str] | None = None) -> int:
                         help="With --fit and --synthetic: fit on the synthetic dev cases too.")
     args = parser.parse_args(argv)
     if args.cache is None:
-        args.cache = ROOT / "data" / ("real-suite" if args.arithmetic == "lora" else "real-suite-merged")
+        args.cache = ROOT / "data" / {"lora": "real-suite", "merged": "real-suite-merged",
+                                      "confirmed": "real-suite-confirmed"}[args.arithmetic]
+    if args.arithmetic == DECIDED_IN_ROUTER and args.fit:
+        print("--fit needs every candidate scored without a decision: --arithmetic merged or lora", file=sys.stderr)
+        return 2
 
     from gentool_router.decision import DEFAULT_DECISION_FILE, DecisionModel, LabelledEvidence
     from gentool_router.evidence import STATS_DEPTH
@@ -384,9 +410,10 @@ def main(argv: list[str] | None = None) -> int:
         wanted["synthetic_test"] = synthetic_test
     if args.gather_only and args.sets:
         wanted = {n: c for n, c in wanted.items() if n in args.sets}
-    routed = gather(wanted, args.cache, args.threads, args.adapter, args.model, args.arithmetic)
+    routed = gather(wanted, args.cache, args.threads, args.adapter, args.model, args.arithmetic, args.prune_margin)
     identity, no_tool_score = routed.pop("_identity"), routed.pop("_no_tool_score")  # type: ignore[arg-type]
-    identity = {k: v for k, v in identity.items() if k != "candidates"}  # type: ignore[union-attr]
+    identity = {k: v for k, v in identity.items()  # type: ignore[union-attr]
+                if k not in ("candidates", "prune_margin", "confirm_margin")}
     if args.gather_only:
         return 0
     routed = prune(routed, args.prune_margin)

@@ -14,7 +14,7 @@ import os
 import threading
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Final, Iterable, Sequence, Union
+from typing import TYPE_CHECKING, Any, Final, Iterable, NamedTuple, Sequence, Union
 
 from .catalog import ToolCatalog
 from .decision import DecisionModel, default_decision, selector_identity
@@ -27,9 +27,10 @@ from .lexical import LexicalMatch
 from .models import base_selector_gguf, default_adapter
 from .poison import DEFAULT_POLICY, SuspiciousPolicy
 from .prompt import MAX_CANDIDATES
-from .results import Candidate, Choice, Route, StageTimings
+from .results import Candidate, Choice, Route, Selection, StageTimings
 from .selector import LlamaSelector, RetrievalSelector, Selector
 from .settings import (
+    DEFAULT_CONFIRM_MARGIN,
     DEFAULT_K,
     DEFAULT_N_GPU_LAYERS,
     DEFAULT_ON_SELECTOR_ERROR,
@@ -78,6 +79,11 @@ class ToolRouter:
             selector (default :data:`~gentool_router.settings.DEFAULT_PRUNE_MARGIN`; the nearest and BM25's best
             always are): they stay in the route's candidates and come last in its ranking with probability 0, and
             the explanation names them (``not_scored``). None scores all ``k``.
+        confirm_margin: A route whose decision leads its runner-up by less than this (probability) is scored again
+            with the selector's exact arithmetic, which then decides (default
+            :data:`~gentool_router.settings.DEFAULT_CONFIRM_MARGIN`): the llama.cpp selector's fast arithmetic
+            (merged file, flash attention) moves logit gaps a little, and close decisions are the ones that flip.
+            About one route in ten is scored twice; the explanation says so (``scored_twice``). None never does.
 
     Example:
         >>> router = ToolRouter.from_tools([get_weather, send_email])    # LangChain tools, functions or dicts
@@ -96,9 +102,11 @@ class ToolRouter:
         decision: DecisionSetting = DEFAULT_DECISION,
         hybrid: bool = DEFAULTS.hybrid,
         prune_margin: float | None = DEFAULT_PRUNE_MARGIN,
+        confirm_margin: float | None = DEFAULT_CONFIRM_MARGIN,
     ) -> None:
         _check_k(k, selector)
         self.prune_margin = _check_prune_margin(prune_margin)
+        self.confirm_margin = _check_confirm_margin(confirm_margin)
         if on_selector_error not in ("retrieval", "raise"):
             raise ConfigError(f"on_selector_error must be 'retrieval' or 'raise', got {on_selector_error!r}")
         self.index = index
@@ -131,18 +139,19 @@ class ToolRouter:
         decision: DecisionSetting = DEFAULT_DECISION,
         hybrid: bool = DEFAULTS.hybrid,
         prune_margin: float | None = DEFAULT_PRUNE_MARGIN,
+        confirm_margin: float | None = DEFAULT_CONFIRM_MARGIN,
     ) -> "ToolRouter":
         """Build a router over ``tools`` (LangChain tools, functions, OpenAI dicts, :class:`Tool` s).
 
         ``model_path``/``adapter_path``/``n_threads``/``n_gpu_layers`` configure the default
         :class:`LlamaSelector`; pass ``selector`` to use another one. ``suspicious`` is the policy for
         instruction-like text in descriptions (default ``"exclude"``; see :class:`ToolCatalog`). ``decision``,
-        ``hybrid``, ``prune_margin``: see the class.
+        ``hybrid``, ``prune_margin``, ``confirm_margin``: see the class.
         """
         index = ToolIndex.build(tools, embedder, show_progress=show_progress, suspicious=suspicious)
         options = _selector_options(model_path, adapter_path, n_threads, n_gpu_layers)
         return cls(index, selector, k=k, on_selector_error=on_selector_error, selector_options=options,
-                   decision=decision, hybrid=hybrid, prune_margin=prune_margin)
+                   decision=decision, hybrid=hybrid, prune_margin=prune_margin, confirm_margin=confirm_margin)
 
     @classmethod
     def from_vectorstore(
@@ -163,6 +172,7 @@ class ToolRouter:
         decision: DecisionSetting = DEFAULT_DECISION,
         hybrid: bool = DEFAULTS.hybrid,
         prune_margin: float | None = DEFAULT_PRUNE_MARGIN,
+        confirm_margin: float | None = DEFAULT_CONFIRM_MARGIN,
     ) -> "ToolRouter":
         """A router over the tools in a LangChain vector store (``vectorstore.py``; e.g.
         :func:`~gentool_router.vectorstore.qdrant_store`), adding ``tools`` to it first when given.
@@ -184,7 +194,7 @@ class ToolRouter:
                                    "collection name)")
         options = _selector_options(model_path, adapter_path, n_threads, n_gpu_layers)
         return cls(index, selector, k=k, on_selector_error=on_selector_error, selector_options=options,
-                   decision=decision, hybrid=hybrid, prune_margin=prune_margin)
+                   decision=decision, hybrid=hybrid, prune_margin=prune_margin, confirm_margin=confirm_margin)
 
     @property
     def selector(self) -> Selector:
@@ -274,8 +284,52 @@ class ToolRouter:
             selection = RetrievalSelector().select(query, names, texts, scores)
         select_seconds = time.perf_counter() - start
         start = time.perf_counter()
+        decided = self._decide(query, scored, selection, similarities, excluded, vector, lexical,
+                               usable=fallback_reason is None)
+        margin = _margin(decided.ranking)
+        if fallback_reason is None and self._worth_confirming(margin):
+            decide_seconds = time.perf_counter() - start
+            exact = self._exact_selection(query, names, texts, scores)
+            start = time.perf_counter() - decide_seconds  # the decide stage's clock leaves out the second scoring
+            if exact is not None:
+                select_seconds += exact.seconds
+                selection = exact
+                decided = self._decide(query, scored, exact, similarities, excluded, vector, lexical, usable=True)
+                decided.explanation["scored_twice"] = {
+                    "fast_margin": margin,
+                    "why": f"decided by less than {self.confirm_margin:g} (probability) with the fast arithmetic: "
+                           "scored again with the exact one (base + run-time LoRA), which decided"}
+        ranking, explanation = decided.ranking, decided.explanation
+        if pruned:  # listed last, never chosen: the selector did not score them
+            ranking = (*ranking, *pruned)
+            explanation = {**explanation, "not_scored": [c.name for c in pruned],
+                           "not_scored_why": f"more than {self.prune_margin:g} below the nearest tool's cosine"}
+        timings = StageTimings(embed=embed_s, search=search_s, select=select_seconds,
+                               decide=time.perf_counter() - start)
+        best = ranking[0].name
+        # the searched tool, not a new catalogue look-up: a concurrent remove_tools may have taken it out since
+        tool = None if best == NO_TOOL else next(c.tool for c in candidates if c.name == best)
+        return Route(
+            query=query,
+            tool=tool,
+            ranking=ranking,
+            candidates=candidates,
+            timings=timings,
+            prompt_tokens=selection.prompt_tokens,
+            fallback=fallback_reason is not None,
+            fallback_reason=fallback_reason,
+            decided_by=decided.decided_by,
+            explanation=explanation,
+            evidence=decided.evidence,
+        )
+
+    def _decide(self, query: str, scored: Sequence[Candidate], selection: Selection, similarities: Sequence[float],
+                excluded: frozenset[str], vector: Any, lexical: LexicalMatch | None, *, usable: bool) -> _Decided:
+        """Tool or none from one selection of the scored candidates: the decision model over all the evidence
+        where it applies, else the selector's own threshold (or retrieval's order when the selector failed)."""
+        names = [c.name for c in scored]
         ranking, decided_by, explanation, evidence = selection.ranking, "selector", None, None
-        if selection.logit_gaps is not None and fallback_reason is None:
+        if selection.logit_gaps is not None and usable:
             evidence = self.evidence(query, scored, selection.logit_gaps, similarities, excluded, lexical=lexical)
         # the shipped decision model was fitted on catalogues of 50 tools and more; in smaller ones (an agent's
         # handful of tools, the selector's own training setting) the selector's threshold decides (BENCHMARKS.md)
@@ -297,28 +351,25 @@ class ToolRouter:
                                     + (f" (the decision model applies from {self.decision.min_catalogue_tools} tools)"
                                        if self.decision is not None else ""))
                            if decided_by == "selector" else "retrieval order: the nearest tool"}
-        if pruned:  # listed last, never chosen: the selector did not score them
-            ranking = (*ranking, *pruned)
-            explanation = {**explanation, "not_scored": [c.name for c in pruned],
-                           "not_scored_why": f"more than {self.prune_margin:g} below the nearest tool's cosine"}
-        timings = StageTimings(embed=embed_s, search=search_s, select=select_seconds,
-                               decide=time.perf_counter() - start)
-        best = ranking[0].name
-        # the searched tool, not a new catalogue look-up: a concurrent remove_tools may have taken it out since
-        tool = None if best == NO_TOOL else next(c.tool for c in candidates if c.name == best)
-        return Route(
-            query=query,
-            tool=tool,
-            ranking=ranking,
-            candidates=candidates,
-            timings=timings,
-            prompt_tokens=selection.prompt_tokens,
-            fallback=fallback_reason is not None,
-            fallback_reason=fallback_reason,
-            decided_by=decided_by,
-            explanation=explanation,
-            evidence=evidence,
-        )
+        return _Decided(ranking, decided_by, dict(explanation), evidence)
+
+    def _worth_confirming(self, margin: float) -> bool:
+        """Whether a route decided by ``margin`` is scored again with the exact arithmetic (:attr:`confirm_margin`):
+        only the llama.cpp selector running a faster one has another arithmetic to ask."""
+        if self.confirm_margin is None or margin >= self.confirm_margin:
+            return False
+        selector = self.selector
+        return isinstance(selector, LlamaSelector) and selector.exact_differs
+
+    def _exact_selection(self, query: str, names: list[str], texts: list[str], scores: list[float]) -> Selection | None:
+        """The exact arithmetic's selection, or None (the fast decision stands, with a warning) if it fails."""
+        selector = self.selector
+        assert isinstance(selector, LlamaSelector)
+        try:
+            return selector.select(query, names, texts, scores, exact=True)
+        except SelectorError as exc:
+            logger.warning("the exact arithmetic failed, the fast decision stands: %s", exc)
+            return None
 
     def _worth_scoring(self, candidates: Sequence[Candidate], lexical: LexicalMatch | None,
                        excluded: frozenset[str]) -> list[bool]:
@@ -428,6 +479,7 @@ class ToolRouter:
             "decision": decision,
             "hybrid": self.hybrid,
             "prune_margin": self.prune_margin,
+            "confirm_margin": self.confirm_margin,
         }
         return self.index.save(path, extra_files={ROUTER_FILE: settings, **extra})
 
@@ -479,6 +531,7 @@ class ToolRouter:
             decision=decision if decision != DEFAULT_DECISION else _saved_decision(Path(path), settings),
             hybrid=bool(settings.get("hybrid", DEFAULTS.hybrid)),
             prune_margin=settings.get("prune_margin", DEFAULT_PRUNE_MARGIN),
+            confirm_margin=settings.get("confirm_margin", DEFAULT_CONFIRM_MARGIN),
         )
 
     def __repr__(self) -> str:
@@ -572,6 +625,29 @@ def _is_packaged_selector(selector: LlamaSelector) -> bool:
         return selector.model_path == base_selector_gguf() and selector.adapter_path == default_adapter()
     except GentoolError:
         return False
+
+
+class _Decided(NamedTuple):
+    """What :meth:`ToolRouter._decide` settles for one selection."""
+
+    ranking: tuple[Choice, ...]
+    decided_by: str
+    explanation: dict[str, Any]
+    evidence: RouteEvidence | None
+
+
+def _margin(ranking: Sequence[Choice]) -> float:
+    """How far the decision's answer leads the runner-up (probability; 1 when there is none)."""
+    return ranking[0].score - ranking[1].score if len(ranking) > 1 else 1.0
+
+
+def _check_confirm_margin(margin: Any) -> float | None:
+    """None, or a probability margin from 0 to 1 (a saved router.json may hold anything)."""
+    if margin is None:
+        return None
+    if isinstance(margin, bool) or not isinstance(margin, (int, float)) or not 0 <= margin <= 1:
+        raise ConfigError(f"confirm_margin must be a probability margin from 0 to 1, or None; got {margin!r}")
+    return float(margin)
 
 
 def _check_prune_margin(margin: Any) -> float | None:

@@ -106,6 +106,13 @@ class LlamaSelector:
             many candidates (a batch then costs no attention over the other candidates' KV cells); scores move by
             float rounding. Off, the sequential path reproduces the selector's scores before batching bit for bit.
 
+    ``select(..., exact=True)`` scores with the exact arithmetic instead (``model_path`` + ``adapter_path`` as a
+    run-time LoRA, no flash attention, one decode per candidate: the selector's scores before batching, bit for bit,
+    which the decision model was fitted on), in a second llama.cpp context opened on first use when the fast one
+    runs a merged file or flash attention; :class:`~gentool_router.router.ToolRouter` does so for routes decided by a
+    narrow margin (``confirm_margin``). :attr:`exact_differs` says whether that arithmetic is another than
+    :meth:`select`'s.
+
     One instance is safe to share between threads: a lock serialises use of the llama.cpp context.
 
     Example:
@@ -149,7 +156,10 @@ class LlamaSelector:
         self.n_threads = n_threads or default_threads()
         self.n_gpu_layers = n_gpu_layers
         self.batched = batched
+        self.flash_attn = flash_attn
         self._lock = threading.Lock()
+        self._exact_backend: LlamaBackend | None = None  # opened by the first select(..., exact=True)
+        self._verbose = verbose
         self.runtime_path = self.model_path
         if merge_adapter and self.adapter_path is not None:
             self.runtime_path = _merged_or_none(self.model_path, self.adapter_path) or self.model_path
@@ -193,19 +203,45 @@ class LlamaSelector:
             raise SelectorError("the selector is closed")
         return self._backend
 
+    @property
+    def exact_differs(self) -> bool:
+        """Whether :meth:`select` runs a faster arithmetic than the exact one (the merged file, flash attention),
+        so that ``select(..., exact=True)`` can give other scores."""
+        return self.runtime_path != self.model_path or self.flash_attn or self.batched
+
     # -------------------------------------------------------------- ranking
     def select(self, query: str, names: Sequence[str], texts: Sequence[str], scores: Sequence[float], *,
-               batched: bool | None = None) -> Selection:
+               batched: bool | None = None, exact: bool = False) -> Selection:
         """Score each of ``names`` against ``query``; rank them and ``generate_response``.
 
         ``batched``: this call only, one decode for all candidates or one per candidate (default:
-        :attr:`batched`).
+        :attr:`batched`). ``exact``: score with the exact arithmetic (base + run-time LoRA, no flash attention,
+        one decode per candidate; about twice the time) rather than the fast one (``batched`` is then ignored).
         """
         start = time.perf_counter()
         query_ids, candidate_ids = self._checked_encoding(query, names, texts)
         with self._lock:
-            logit_gaps = self._score_candidates(query_ids, candidate_ids, self.batched if batched is None else batched)
+            backend = self._exact() if exact else self._open_backend()
+            sequential = exact or not (self.batched if batched is None else batched)
+            logit_gaps = self._score_candidates(backend, query_ids, candidate_ids, not sequential)
         return self._selection(names, logit_gaps, query_ids, candidate_ids, time.perf_counter() - start)
+
+    def _exact(self) -> LlamaBackend:
+        """The exact arithmetic's context (run-time LoRA, no flash attention): this selector's own when it runs
+        that already, else a second one opened on first use; under the lock."""
+        own = self._open_backend()  # a closed selector stays closed
+        if self.runtime_path == self.model_path and not self.flash_attn:
+            return own
+        if self._exact_backend is None:
+            try:
+                backend = LlamaBackend(self.model_path, self.adapter_path, n_threads=self.n_threads,
+                                       n_gpu_layers=self.n_gpu_layers, n_ctx=self.n_ctx, max_sequences=MAX_CANDIDATES,
+                                       flash_attn=False, verbose=self._verbose)
+            except Exception as exc:
+                raise SelectorError(f"cannot open the exact arithmetic's llama.cpp context: {exc}") from exc
+            backend.set_prefix(self._prefix_ids)  # the merged file carries the base's tokenizer: the same ids
+            self._exact_backend = backend
+        return self._exact_backend
 
     def select_batch(self, requests: Sequence[tuple[str, Sequence[str], Sequence[str], Sequence[float]]]
                      ) -> list[Selection]:
@@ -255,9 +291,9 @@ class LlamaSelector:
             logit_gaps=tuple(logit_gaps),
         )
 
-    def _score_candidates(self, query_ids: list[int], candidate_ids: list[list[int]], batched: bool) -> list[float]:
+    def _score_candidates(self, backend: LlamaBackend, query_ids: list[int], candidate_ids: list[list[int]],
+                          batched: bool) -> list[float]:
         """logit(yes) - logit(no) after each candidate, following the cached prefix and the query."""
-        backend = self._open_backend()
         if not candidate_ids:
             return []
         try:
@@ -285,9 +321,11 @@ class LlamaSelector:
     def close(self) -> None:
         """Free the llama.cpp model now instead of at garbage collection."""
         with self._lock:
-            backend, self._backend = self._backend, None
-            if backend is not None:
-                backend.close()
+            backends = (self._backend, self._exact_backend)
+            self._backend = self._exact_backend = None
+            for backend in backends:
+                if backend is not None:
+                    backend.close()
 
 
 def _merged_or_none(model_path: Path, adapter_path: Path) -> Path | None:

@@ -37,9 +37,11 @@ def test_index_then_route(tmp_path, small_tools):
     result = runner.invoke(main, ["route", "--index", str(tmp_path / "idx"), "-k", "2", "rain in Paris?"])
     assert result.exit_code == 0 and "Query: rain in Paris?" in result.output and "ranking:" in result.output
     # --prune-margin none: every one of the k candidates is scored, and the setting is stored with the index
-    result = runner.invoke(main, ["index", str(tools), "--out", str(tmp_path / "all"), "--quiet", "--prune-margin", "none"])
+    result = runner.invoke(main, ["index", str(tools), "--out", str(tmp_path / "all"), "--quiet", "--prune-margin", "none",
+                                  "--confirm-margin", "0.2"])
     assert result.exit_code == 0, result.output
-    assert json.loads((tmp_path / "all" / "router.json").read_text())["prune_margin"] is None
+    saved = json.loads((tmp_path / "all" / "router.json").read_text())
+    assert saved["prune_margin"] is None and saved["confirm_margin"] == 0.2
     result = runner.invoke(main, ["route", "--index", str(tmp_path / "all"), "--json", "--threads", "2", "email Bob"])
     assert result.exit_code == 0 and len(json.loads(result.output)["candidates"]) == 5
 
@@ -50,6 +52,15 @@ def test_index_refuses_a_bad_prune_margin(tmp_path, small_tools, margin):
     write_tools_jsonl(small_tools, tools)
     result = CliRunner().invoke(main, ["index", str(tools), "--out", str(tmp_path / "idx"), "--prune-margin", margin])
     assert result.exit_code == 2 and "a cosine difference from 0 to 2, or 'none'" in result.output
+    assert not (tmp_path / "idx").exists()
+
+
+@pytest.mark.parametrize("margin", ["-0.1", "1.5", "close"])
+def test_index_refuses_a_bad_confirm_margin(tmp_path, small_tools, margin):
+    tools = tmp_path / "tools.jsonl"
+    write_tools_jsonl(small_tools, tools)
+    result = CliRunner().invoke(main, ["index", str(tools), "--out", str(tmp_path / "idx"), "--confirm-margin", margin])
+    assert result.exit_code == 2 and "a probability margin from 0 to 1, or 'none'" in result.output
     assert not (tmp_path / "idx").exists()
 
 

@@ -324,6 +324,49 @@ def test_candidates_far_below_the_nearest_are_not_scored(embedder, selector, tmp
     assert ToolRouter.load(tmp_path / "router", embedder=embedder, selector=selector).prune_margin == 0.05
 
 
+def test_close_decisions_are_scored_again_with_the_exact_arithmetic(embedder, selector, tmp_path):
+    """``confirm_margin``: a route decided by less than the margin with the fast arithmetic (merged file, flash
+    attention, one decode) is scored again with base + run-time LoRA without flash attention, one decode per
+    candidate, and decided on those scores: the same evidence as a selector that runs the exact arithmetic
+    throughout. A margin of 0 never scores twice."""
+    from gentool_router import LlamaSelector, ToolIndex, ToolRouter
+    from gentool_router.examples import example_tools
+
+    assert selector.exact_differs  # the default selector runs the fast arithmetic
+    exact = LlamaSelector(n_threads=2, merge_adapter=False, flash_attn=False, batched=False)
+    try:
+        assert not exact.exact_differs
+        index = ToolIndex.build(example_tools(), embedder, show_progress=False)
+        always = ToolRouter(index, selector, k=5, prune_margin=None, confirm_margin=1.0)
+        never = ToolRouter(index, selector, k=5, prune_margin=None, confirm_margin=0.0)
+        reference = ToolRouter(index, exact, k=5, prune_margin=None)
+        for query in ["Will it rain in Oslo tomorrow?", "send a mail to my boss about the budget"]:
+            twice, once, ref = always.route(query), never.route(query), reference.route(query)
+            assert "scored_twice" in twice.explanation and "scored_twice" not in once.explanation
+            assert "scored_twice" not in ref.explanation  # nothing faster to confirm
+            assert 0 <= twice.explanation["scored_twice"]["fast_margin"] < 1.0
+            gaps = [c.selector_gap for c in twice.evidence.candidates]
+            assert gaps == pytest.approx([c.selector_gap for c in ref.evidence.candidates], abs=1e-4)
+            assert [(c.name, round(c.score, 4)) for c in twice.ranking] == [
+                (c.name, round(c.score, 4)) for c in ref.ranking]
+        always.save(tmp_path / "router")
+        assert ToolRouter.load(tmp_path / "router", embedder=embedder, selector=selector).confirm_margin == 1.0
+    finally:
+        exact.close()
+
+
+@pytest.mark.parametrize("margin", [-0.1, 1.5, "0.1", True, float("nan")])
+def test_a_bad_confirm_margin_is_a_config_error(margin):
+    from gentool_router import RetrievalSelector, ToolIndex, ToolRouter
+
+    class NoEmbedder:  # the router is never asked to route
+        model_id, dimension = "test:none", 8
+
+    index = ToolIndex(NoEmbedder())  # type: ignore[arg-type]
+    with pytest.raises(ConfigError, match="confirm_margin"):
+        ToolRouter(index, RetrievalSelector(), confirm_margin=margin)
+
+
 @pytest.mark.parametrize("margin", [-0.1, 2.5, "0.1", True, float("nan")])
 def test_a_bad_prune_margin_is_a_config_error(margin):
     from gentool_router import RetrievalSelector, ToolIndex, ToolRouter

@@ -35,7 +35,8 @@ def test_the_defaults_are_the_documented_values():
     assert (DEFAULTS.n_threads, DEFAULTS.n_gpu_layers, DEFAULTS.hybrid, DEFAULTS.on_selector_error) == (
         None, 0, True, "retrieval")
     assert (DEFAULTS.context_turns, DEFAULTS.max_tools) == (1, 1)
-    assert (DEFAULTS.merge_adapter, DEFAULTS.flash_attn, DEFAULTS.prune_margin) == (True, True, 0.15)
+    assert (DEFAULTS.merge_adapter, DEFAULTS.flash_attn, DEFAULTS.prune_margin, DEFAULTS.confirm_margin) == (
+        True, True, 0.15, 0.10)
     assert (DEFAULTS.host, DEFAULTS.serve_port, DEFAULTS.gateway_port, DEFAULTS.connect_timeout) == (
         "127.0.0.1", 8080, 8000, 30.0)
     assert (settings.DEFAULT_K, settings.MAX_K) == (DEFAULTS.k, DEFAULTS.max_k)
@@ -50,6 +51,8 @@ def test_settings_are_frozen_and_checked():
         RouterSettings(on_selector_error="ignore")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="prune_margin"):
         RouterSettings(prune_margin=3.0)
+    with pytest.raises(ValueError, match="confirm_margin"):
+        RouterSettings(confirm_margin=1.5)
     assert RouterSettings(k=8).k == 8
 
 
@@ -82,6 +85,7 @@ def test_the_api_defaults_come_from_settings():
     assert _default(ToolRouter.__init__, "hybrid") is DEFAULTS.hybrid
     for function in (ToolRouter.__init__, ToolRouter.from_tools, ToolRouter.from_vectorstore):
         assert _default(function, "prune_margin") == DEFAULTS.prune_margin
+        assert _default(function, "confirm_margin") == DEFAULTS.confirm_margin
     assert _default(LlamaSelector.__init__, "merge_adapter") is DEFAULTS.merge_adapter
     assert _default(LlamaSelector.__init__, "flash_attn") is DEFAULTS.flash_attn
     assert prompt.MAX_CANDIDATES == MAX_K

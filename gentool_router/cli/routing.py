@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any, Sequence
 import click
 
 from ..settings import (
+    DEFAULT_CONFIRM_MARGIN,
     DEFAULT_CONNECT_TIMEOUT,
     DEFAULT_GATEWAY_PORT,
     DEFAULT_HOST,
@@ -43,9 +44,14 @@ from ._common import (
               callback=lambda _ctx, _param, value: _prune_margin(value),
               help="Stored as the router's default: candidates more than this below the nearest tool's cosine are not "
                    "scored by the selector; 'none' scores all k.")
+@click.option("--confirm-margin", "confirm_margin", default=str(DEFAULT_CONFIRM_MARGIN), show_default=True,
+              callback=lambda _ctx, _param, value: _confirm_margin(value),
+              help="Stored as the router's default: a route decided by less than this (probability) with the fast "
+                   "selector arithmetic is scored again with the exact one; 'none' never.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @_friendly_errors
-def index_command(tools: Path, out: Path, k: int, prune_margin: float | None, quiet: bool) -> None:
+def index_command(tools: Path, out: Path, k: int, prune_margin: float | None, confirm_margin: float | None,
+                  quiet: bool) -> None:
     """Embed the tools of TOOLS (JSONL, one tool a line) into an index folder."""
     import time
 
@@ -57,21 +63,31 @@ def index_command(tools: Path, out: Path, k: int, prune_margin: float | None, qu
     check_replaceable(out.absolute(), index_owned_files, "gentool-router index")  # before minutes of embedding
     start = time.perf_counter()
     catalog = ToolCatalog.from_jsonl(tools)
-    router = ToolRouter.from_tools(catalog, k=k, show_progress=False if quiet else None, prune_margin=prune_margin)
+    router = ToolRouter.from_tools(catalog, k=k, show_progress=False if quiet else None, prune_margin=prune_margin,
+                                   confirm_margin=confirm_margin)
     router.save(out)
     click.echo(f"Indexed {len(catalog)} tools into {out} in {time.perf_counter() - start:.1f} s")
 
 
-def _prune_margin(value: str) -> float | None:
+def _margin(value: str, most: float, what: str) -> float | None:
+    """``value`` as a margin from 0 to ``most``, or None for 'none'; else one clear usage error."""
     if value.strip().lower() == "none":
         return None
     try:
         margin = float(value)
     except ValueError:
-        raise click.BadParameter(f"a cosine difference from 0 to 2, or 'none'; got {value!r}") from None
-    if not 0 <= margin <= 2:
-        raise click.BadParameter(f"a cosine difference from 0 to 2, or 'none'; got {value!r}")
+        raise click.BadParameter(f"{what} from 0 to {most:g}, or 'none'; got {value!r}") from None
+    if not 0 <= margin <= most:
+        raise click.BadParameter(f"{what} from 0 to {most:g}, or 'none'; got {value!r}")
     return margin
+
+
+def _prune_margin(value: str) -> float | None:
+    return _margin(value, 2, "a cosine difference")
+
+
+def _confirm_margin(value: str) -> float | None:
+    return _margin(value, 1, "a probability margin")
 
 
 @main.command("route")
