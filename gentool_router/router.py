@@ -82,7 +82,8 @@ class ToolRouter:
         confirm_margin: A route whose decision leads its runner-up by less than this (probability) is scored again
             with the selector's exact arithmetic, which then decides (default
             :data:`~gentool_router.settings.DEFAULT_CONFIRM_MARGIN`): the llama.cpp selector's fast arithmetic
-            (merged file, flash attention) moves logit gaps a little, and close decisions are the ones that flip.
+            (merged file, flash attention, one decode) moves logit gaps a little, and close decisions are the ones
+            that flip.
             About one route in ten is scored twice; the explanation says so (``scored_twice``). None never does.
 
     Example:
@@ -298,7 +299,8 @@ class ToolRouter:
                 decided.explanation["scored_twice"] = {
                     "fast_margin": margin,
                     "why": f"decided by less than {self.confirm_margin:g} (probability) with the fast arithmetic: "
-                           "scored again with the exact one (base + run-time LoRA), which decided"}
+                           "scored again with the exact one (adapter at run time, no flash attention, one decode "
+                           "per candidate), which decided"}
         ranking, explanation = decided.ranking, decided.explanation
         if pruned:  # listed last, never chosen: the selector did not score them
             ranking = (*ranking, *pruned)

@@ -205,8 +205,8 @@ class LlamaSelector:
 
     @property
     def exact_differs(self) -> bool:
-        """Whether :meth:`select` runs a faster arithmetic than the exact one (the merged file, flash attention),
-        so that ``select(..., exact=True)`` can give other scores."""
+        """Whether :meth:`select` runs a faster arithmetic than the exact one (the merged file, flash attention,
+        one decode for all candidates), so that ``select(..., exact=True)`` can give other scores."""
         return self.runtime_path != self.model_path or self.flash_attn or self.batched
 
     # -------------------------------------------------------------- ranking
