@@ -643,22 +643,21 @@ def _margin(ranking: Sequence[Choice]) -> float:
     return ranking[0].score - ranking[1].score if len(ranking) > 1 else 1.0
 
 
-def _check_confirm_margin(margin: Any) -> float | None:
-    """None, or a probability margin from 0 to 1 (a saved router.json may hold anything)."""
+def _check_margin(name: str, margin: Any, most: float, what: str) -> float | None:
+    """None, or a number from 0 to ``most`` (a saved router.json may hold anything); else a ConfigError."""
     if margin is None:
         return None
-    if isinstance(margin, bool) or not isinstance(margin, (int, float)) or not 0 <= margin <= 1:
-        raise ConfigError(f"confirm_margin must be a probability margin from 0 to 1, or None; got {margin!r}")
+    if isinstance(margin, bool) or not isinstance(margin, (int, float)) or not 0 <= margin <= most:
+        raise ConfigError(f"{name} must be {what} from 0 to {most:g}, or None; got {margin!r}")
     return float(margin)
+
+
+def _check_confirm_margin(margin: Any) -> float | None:
+    return _check_margin("confirm_margin", margin, 1, "a probability margin")
 
 
 def _check_prune_margin(margin: Any) -> float | None:
-    """None, or a cosine difference from 0 to 2 (a saved router.json may hold anything)."""
-    if margin is None:
-        return None
-    if isinstance(margin, bool) or not isinstance(margin, (int, float)) or not 0 <= margin <= 2:
-        raise ConfigError(f"prune_margin must be a cosine difference from 0 to 2, or None; got {margin!r}")
-    return float(margin)
+    return _check_margin("prune_margin", margin, 2, "a cosine difference")
 
 
 def _saved_decision(folder: Path, settings: dict[str, Any]) -> DecisionSetting:

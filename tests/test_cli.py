@@ -46,21 +46,15 @@ def test_index_then_route(tmp_path, small_tools):
     assert result.exit_code == 0 and len(json.loads(result.output)["candidates"]) == 5
 
 
-@pytest.mark.parametrize("margin", ["-1", "3", "wide"])
-def test_index_refuses_a_bad_prune_margin(tmp_path, small_tools, margin):
+@pytest.mark.parametrize("option, margin, message", [
+    *[("--prune-margin", m, "a cosine difference from 0 to 2, or 'none'") for m in ("-1", "3", "wide")],
+    *[("--confirm-margin", m, "a probability margin from 0 to 1, or 'none'") for m in ("-0.1", "1.5", "close")],
+])
+def test_index_refuses_a_bad_margin(tmp_path, small_tools, option, margin, message):
     tools = tmp_path / "tools.jsonl"
     write_tools_jsonl(small_tools, tools)
-    result = CliRunner().invoke(main, ["index", str(tools), "--out", str(tmp_path / "idx"), "--prune-margin", margin])
-    assert result.exit_code == 2 and "a cosine difference from 0 to 2, or 'none'" in result.output
-    assert not (tmp_path / "idx").exists()
-
-
-@pytest.mark.parametrize("margin", ["-0.1", "1.5", "close"])
-def test_index_refuses_a_bad_confirm_margin(tmp_path, small_tools, margin):
-    tools = tmp_path / "tools.jsonl"
-    write_tools_jsonl(small_tools, tools)
-    result = CliRunner().invoke(main, ["index", str(tools), "--out", str(tmp_path / "idx"), "--confirm-margin", margin])
-    assert result.exit_code == 2 and "a probability margin from 0 to 1, or 'none'" in result.output
+    result = CliRunner().invoke(main, ["index", str(tools), "--out", str(tmp_path / "idx"), option, margin])
+    assert result.exit_code == 2 and message in result.output
     assert not (tmp_path / "idx").exists()
 
 

@@ -355,28 +355,19 @@ def test_close_decisions_are_scored_again_with_the_exact_arithmetic(embedder, se
         exact.close()
 
 
-@pytest.mark.parametrize("margin", [-0.1, 1.5, "0.1", True, float("nan")])
-def test_a_bad_confirm_margin_is_a_config_error(margin):
+@pytest.mark.parametrize("setting, margin", [
+    *[("prune_margin", m) for m in (-0.1, 2.5, "0.1", True, float("nan"))],
+    *[("confirm_margin", m) for m in (-0.1, 1.5, "0.1", True, float("nan"))],
+])
+def test_a_bad_margin_is_a_config_error(setting, margin):
     from gentool_router import RetrievalSelector, ToolIndex, ToolRouter
 
     class NoEmbedder:  # the router is never asked to route
         model_id, dimension = "test:none", 8
 
     index = ToolIndex(NoEmbedder())  # type: ignore[arg-type]
-    with pytest.raises(ConfigError, match="confirm_margin"):
-        ToolRouter(index, RetrievalSelector(), confirm_margin=margin)
-
-
-@pytest.mark.parametrize("margin", [-0.1, 2.5, "0.1", True, float("nan")])
-def test_a_bad_prune_margin_is_a_config_error(margin):
-    from gentool_router import RetrievalSelector, ToolIndex, ToolRouter
-
-    class NoEmbedder:  # the router is never asked to route
-        model_id, dimension = "test:none", 8
-
-    index = ToolIndex(NoEmbedder())  # type: ignore[arg-type]
-    with pytest.raises(ConfigError, match="prune_margin"):
-        ToolRouter(index, RetrievalSelector(), prune_margin=margin)
+    with pytest.raises(ConfigError, match=setting):
+        ToolRouter(index, RetrievalSelector(), **{setting: margin})
 
 
 def test_worth_scoring_keeps_the_nearest_and_bm25s_best():
