@@ -11,7 +11,7 @@ from click.testing import CliRunner
 
 from gentool_router import Tool
 from gentool_router.cli import main
-from gentool_router_train.shortcuts import hints_only_auc, hints_only_pair_accuracy, names_only_accuracy
+from gentool_router_train.shortcuts import hints_only_auc, hints_only_pair_accuracy, names_only_accuracy, text_only_auc
 from gentool_router_train.simulate import OUT_OF_SCOPE, SimulationConfig, add_neutral_version_hints, generate_dataset
 from gentool_router_train.sources import load_no_tool_queries, query_key
 from gentool_router_train.weak import NEUTRAL_SUFFIXES, is_weaker, neutral_pair_names
@@ -135,6 +135,33 @@ def test_the_check_catches_the_old_giveaways():
     assert hints_only_pair_accuracy(old)[0] > 0.9
 
 
+def _text_case(rng: random.Random, number: int, rich_answers: bool) -> dict:
+    """Five tools of random words; the answer's description is longer and lists features when ``rich_answers``."""
+    vocabulary = ["data", "report", "city", "user", "file", "price", "date", "order", "image", "account"]
+    tools = []
+    for slot in range(5):
+        words = rng.sample(vocabulary, 4)
+        if rich_answers and slot == 0:
+            words += ["with", "prices,", "stops,", "durations", "and", "hourly", "forecasts"]
+        tools.append({"name": f"tool{number}x{slot}", "description": " ".join(words)})
+    answer = tools[0]["name"] if rich_answers else tools[rng.randrange(5)]["name"]
+    rng.shuffle(tools)
+    return {"expected": answer, "tools": tools}
+
+
+def test_the_tool_text_check_finds_answers_that_look_like_answers():
+    """Answers written richer than their distractors are found from the text alone (folds by tool name, so no
+    tool is remembered); tools that are answers by chance stay at 0.5."""
+    rng = random.Random(2)
+    rich = [_text_case(rng, n, rich_answers=True) for n in range(300)]
+    plain = [_text_case(rng, n, rich_answers=False) for n in range(300)]
+    auc, tools = text_only_auc(rich)
+    assert tools == 1500 and auc > 0.95
+    assert abs(text_only_auc(plain)[0] - 0.5) < 0.08
+    with pytest.raises(ValueError, match="too few"):
+        text_only_auc(plain[:0])
+
+
 def test_neutral_names_and_hints_do_not_favour_a_side():
     rng = random.Random(1)
     original, suffixes = 0, {True: [], False: []}
@@ -172,3 +199,23 @@ def test_the_suite_stays_out_of_every_measured_selectors_data():
     for config in trained_configs():
         assert not suite_queries & training_exposure(config).query_keys, config
     assert {query_key(q["query"]) for q in load_no_tool_queries()} <= training_exposure(trained_configs()[1]).query_keys
+
+
+@pytest.mark.slow
+def test_same_source_candidates_keep_each_query_among_its_own_corpus(tmp_path, caching_embedder):
+    """``--same-source-candidates``: a MetaTool query is shown MetaTool tools only, a Seal-Tools query Seal-Tools
+    tools only (weak variants and renamed pair sides are copies of the query's own tool)."""
+    from gentool_router_train.sources import load_sources, metatool_tool_names
+
+    out = tmp_path / "same-source"
+    config = SimulationConfig(seed=3, same_source_candidates=True, max_queries_per_tool=2, multi_call_queries=False)
+    generate_dataset(out, config, embed=caching_embedder.embed_documents, log=lambda _: None)
+    metatool, (tools, _) = metatool_tool_names(), load_sources()
+    checked = {"metatool": 0, "seal-tools": 0}
+    for split in ("train", "test"):
+        for case in _read(out, split):
+            corpus = "metatool" if case["source"] == "metatool" else "seal-tools"
+            source_tools = [t["name"] for t in case["tools"] if t["name"] in tools and t["name"] != case["target"]]
+            assert source_tools and all((n in metatool) == (corpus == "metatool") for n in source_tools), case["id"]
+            checked[corpus] += 1
+    assert checked["metatool"] > 100 and checked["seal-tools"] > 100

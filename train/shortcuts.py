@@ -1,4 +1,4 @@
-"""Does the generated data give the answer away? Classifiers that see only names, or only version hints.
+"""Does the generated data give the answer away? Classifiers that see only names, version hints or tool texts.
 
 A weak-to-strong case should be won by judging what the tools can do. If the strong side always keeps the
 original name, or only the strong side ever says "v2, replaces X", a model can learn the giveaway instead; then a
@@ -10,7 +10,12 @@ high weak-to-strong score measures the shortcut. Two checks, each a cross-valida
   which is the strong one (chance 0.5)? And in the other cases with hints: from one tool's version fields, is
   it the answer? Measured as ROC AUC over every shown tool; chance is 0.5.
 
-``generate-data`` writes both figures into the data card; the tests hold the neutral data (``--neutral-pairs``)
+* **tool text only**: shown one tool's canonical text and no query, is it the answer of its case? ROC AUC over
+  every shown tool, cross-validated with each tool name in one fold only (so a tool's own text is never
+  remembered, only what answers look like); chance is 0.5. Above it, the selector learns a prior per tool: in
+  use it answers "yes" to tools that look like answers whatever the query (TRAINING.md, "Tool text alone").
+
+``generate-data`` writes the figures into the data card; the tests hold the neutral data (``--neutral-pairs``)
 to chance and check that the older data fails.
 """
 
@@ -21,10 +26,12 @@ from typing import Any, Iterable
 
 import numpy as np
 
-__all__ = ["names_only_accuracy", "hints_only_pair_accuracy", "hints_only_auc", "shortcut_report"]
+__all__ = ["names_only_accuracy", "hints_only_pair_accuracy", "hints_only_auc", "text_only_auc", "shortcut_report"]
 
 #: Folds of the cross-validation.
 FOLDS = 5
+#: Cases the tool-text check reads at most (a sample: the full train split takes minutes and says the same).
+TEXT_ONLY_CASES = 4000
 
 
 def _pairs(records: Iterable[dict[str, Any]]) -> list[tuple[str, str]]:
@@ -112,11 +119,69 @@ def hints_only_auc(records: Iterable[dict[str, Any]]) -> tuple[float, int]:
     return _cross_validated(rows, labels, "auc"), len(rows)
 
 
+def text_only_auc(records: Iterable[dict[str, Any]], seed: int = 0,
+                  max_cases: int = TEXT_ONLY_CASES) -> tuple[float, int]:
+    """Cross-validated ROC AUC of "is this tool its case's answer" from the tool's canonical text alone (its
+    words and bigrams, its length, its commas, a snake_case name), folds grouped by tool name; and the tool count.
+    Reads a seeded sample of at most ``max_cases`` cases."""
+    from scipy.sparse import csr_matrix, hstack
+    from sklearn.feature_extraction.text import HashingVectorizer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.metrics import roc_auc_score
+    from sklearn.model_selection import StratifiedGroupKFold, cross_val_predict
+
+    from gentool_router.tool_text import render_tool
+    from gentool_router.tools import Tool
+
+    cases = list(records)
+    random.Random(seed).shuffle(cases)
+    texts, labels, names = [], [], []
+    for case in cases[:max_cases]:
+        for tool in case.get("tools") or []:
+            texts.append(render_tool(Tool.from_dict(tool)))
+            labels.append(int(tool["name"] == case.get("expected")))
+            names.append(tool["name"])
+    if len(set(labels)) < 2 or len(set(names)) < FOLDS:
+        raise ValueError(f"{len(texts)} shown tools are too few for the tool-text check")
+    words = HashingVectorizer(ngram_range=(1, 2), n_features=2 ** 18, alternate_sign=False)
+    style = csr_matrix(np.array([[np.log1p(len(t.split())), t.count(","), float("_" in name)]
+                                 for t, name in zip(texts, names)]))
+    features = hstack([words.transform(texts), style]).tocsr()
+    # folds keep each tool name together (nothing remembered) and the answers' share alike (every fold fits both)
+    folds = StratifiedGroupKFold(n_splits=FOLDS, shuffle=True, random_state=seed)
+    predicted = cross_val_predict(LogisticRegression(solver="liblinear", C=1.0), features, np.array(labels),
+                                  cv=folds, groups=names, method="predict_proba")[:, 1]
+    return float(roc_auc_score(labels, predicted)), len(texts)
+
+
 def shortcut_report(records: list[dict[str, Any]]) -> dict[str, Any]:
-    """Both checks on ``records`` (a data set's train split), as written into stats.json and the data card."""
+    """The checks on ``records`` (a data set's train split), as written into stats.json and the data card."""
     accuracy, pairs = names_only_accuracy(records)
     hint_accuracy, hinted_pairs = hints_only_pair_accuracy(records)
     auc, tools = hints_only_auc(records)
+    text_auc, shown = text_only_auc(records)
     return {"names_only_pair_accuracy": round(accuracy, 4), "weak_to_strong_pairs": pairs,
             "hints_only_pair_accuracy": round(hint_accuracy, 4), "hinted_pairs": hinted_pairs,
-            "hints_only_auc": round(auc, 4), "hinted_tools": tools, "chance": 0.5}
+            "hints_only_auc": round(auc, 4), "hinted_tools": tools,
+            "text_only_auc": round(text_auc, 4), "text_only_tools": shown, "chance": 0.5}
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m gentool_router_train.shortcuts DATA_DIR``: the checks on a generated data set's train split."""
+    import json
+    import sys
+    from pathlib import Path
+
+    args = sys.argv[1:] if argv is None else argv
+    if len(args) != 1 or not (Path(args[0]) / "train.jsonl").is_file():
+        print("usage: python -m gentool_router_train.shortcuts DATA_DIR  (a folder written by generate-data)",
+              file=sys.stderr)
+        return 2
+    with (Path(args[0]) / "train.jsonl").open(encoding="utf-8") as handle:
+        records = [json.loads(line) for line in handle if line.strip()]
+    print(json.dumps(shortcut_report(records), indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
