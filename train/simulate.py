@@ -57,6 +57,7 @@ from .sources import (
     load_multi_call_queries,
     load_no_tool_queries,
     load_sources,
+    metatool_tool_names,
     public_eval_queries,
     query_key,
 )
@@ -225,6 +226,8 @@ def generate_dataset(
         pool = _Pool(tools, {}, heldout, CatalogueRetriever(tools, texts, embed, NEAR_DUPLICATE))
     else:
         pool = _Pool(tools, _nearest(tools, sorted(set(targets) | {q.tool for q in multi}), embed), heldout)
+    corpus_pools = _corpus_pools(config, tools, by_tool, multi, heldout, embed, log) if config.same_source_candidates \
+        else {}
     taken = set(tools) | set(own.tools if own is not None else ())
 
     cases: dict[str, list[dict[str, Any]]] = {"train": [], "dev": [], "test": []}
@@ -233,7 +236,7 @@ def generate_dataset(
              source: _Pool | None = None) -> None:
         """Add the case(s) of one kind for query ``q`` (a pair adds two); ``source``: the pool ``q``'s tools come
         from (the bundled corpora's by default)."""
-        source = source or pool
+        source = source or corpus_pools.get(_corpus(q.source), pool)
         tools = source.tools
         training = split in ("train", "dev")
         variants: list[tuple[str, bool, Tool | None, list[str]]] = []
@@ -336,6 +339,31 @@ def generate_dataset(
                 log(f"  {scenario}: {n} cases ({stats['splits'][split]['scenario_case_types'][scenario]})")
     log(f"overall: {stats['tools_in_toolsets']} distinct tools in toolsets, {stats['distinct_queries']} distinct queries")
     return stats
+
+
+def _corpus(source: str) -> str:
+    """The corpus a query comes from: ``metatool`` or ``seal-tools`` (single- and multi-call alike)."""
+    return "metatool" if source == "metatool" else "seal-tools"
+
+
+def _corpus_pools(config: SimulationConfig, tools: dict[str, Tool], by_tool: dict[str, list[SourceQuery]],
+                  multi: list[SourceQuery], heldout: set[str], embed: Callable[[list[str]], np.ndarray],
+                  log: Callable[[str], None]) -> dict[str, _Pool]:
+    """One pool per corpus (``--same-source-candidates``): a query's other tools come from its own corpus, so an
+    answer never stands out by its corpus's writing (MetaTool's prose without parameters among Seal-Tools')."""
+    metatool = metatool_tool_names()
+    pools = {}
+    for corpus in ("metatool", "seal-tools"):
+        own = {n: t for n, t in tools.items() if (n in metatool) == (corpus == "metatool")}
+        queries = [q for qs in by_tool.values() for q in qs if _corpus(q.source) == corpus]
+        queries += [q for q in multi if _corpus(q.source) == corpus]
+        log(f"{corpus}: {len(own)} tools, candidates for {len(queries)} queries from these alone...")
+        if config.candidates == "retrieval":
+            retriever = CatalogueRetriever(own, [q.query for q in queries], embed, NEAR_DUPLICATE)
+            pools[corpus] = _Pool(own, {}, heldout & set(own), retriever)
+        else:
+            pools[corpus] = _Pool(own, _nearest(own, sorted({q.tool for q in queries}), embed), heldout & set(own))
+    return pools
 
 
 #: The fewest bundled training cases kept beside a user's catalogue, whatever ``own_share`` asks: the selector's
@@ -534,6 +562,8 @@ A logistic regression that sees only the two names of a weak-to-strong pair tell
 {sc['names_only_pair_accuracy']:.1%} of {sc['weak_to_strong_pairs']} pairs; one that sees only their version fields, in
 {sc['hints_only_pair_accuracy']:.1%} of {sc['hinted_pairs']}; from one tool's version fields alone it ranks the answer
 above the other shown tools of the other hinted cases with ROC AUC {sc['hints_only_auc']:.3f} ({sc['hinted_tools']} tools).
+One that sees only a tool's canonical text, no query, tells the answers from the other shown tools with ROC AUC
+{sc.get('text_only_auc', float('nan')):.3f} ({sc.get('text_only_tools', 0)} tools of a sample, folds grouped by tool name).
 Chance is 50% and 0.5: a figure well above it is a giveaway the selector can learn instead of the task
 (`gentool_router_train.shortcuts`; `--neutral-pairs` removes them).
 

@@ -49,6 +49,10 @@ class SimulationConfig:
     neutral_pairs: bool = field(default=False, metadata={
         "help": "Weak-to-strong pairs without giveaways: either side keeps the original name (the other gets a "
                 "suffix drawn alike for both), and version hints land on right and wrong answers alike."})
+    same_source_candidates: bool = field(default=False, metadata={
+        "help": "Draw a query's other tools from its own corpus only (MetaTool's 199 tools for a MetaTool query, "
+                "Seal-Tools' for a Seal-Tools one) instead of both together, where a MetaTool answer (prose, no "
+                "parameters) stood out among Seal-Tools distractors: the tool-text shortcut (TRAINING.md)."})
     no_tool_queries: bool = field(default=False, metadata={
         "help": "Add cases for requests that need no tool (train/data/no-tool-queries.jsonl), each over the "
                 "retriever's top k: every 10th is a test case (scenario out_of_scope), every 20th (from the 5th) "

@@ -90,6 +90,12 @@ def load_multi_call_queries(tools: dict[str, Tool], data_dir: Path = DATA_DIR) -
     return queries
 
 
+def metatool_tool_names(data_dir: Path = DATA_DIR) -> set[str]:
+    """The names :func:`load_sources` gives MetaTool's tools (its other tools are Seal-Tools')."""
+    descriptions = json.loads(gzip.open(data_dir / "metatool" / "plugin_des.json.gz", "rt", encoding="utf-8").read())
+    return {_metatool_name(name) for name in descriptions}
+
+
 def load_sources(data_dir: Path = DATA_DIR, exclude: set[str] | None = None
                  ) -> tuple[dict[str, Tool], list[SourceQuery]]:
     """All tools (Seal-Tools, MetaTool) by name, and the single-tool queries, in a fixed order.
