@@ -37,7 +37,8 @@ def candidate_names(cache: Path) -> set[str]:
     return names
 
 
-def content_free_gaps(cache: Path, out: Path) -> dict[str, dict[str, float]]:
+def content_free_gaps(cache: Path, out: Path, adapter: Path | None = None,
+                      catalogues: list[str] | None = None) -> dict[str, dict[str, float]]:
     """{catalogue: {tool: gap}} for every suite candidate of each catalogue index, computed once and cached."""
     from gentool_router import ToolIndex
     from gentool_router.prompt import MAX_CANDIDATES
@@ -48,11 +49,14 @@ def content_free_gaps(cache: Path, out: Path) -> dict[str, dict[str, float]]:
     selector = None
     start = time.time()
     for folder in sorted((cache / "indexes").iterdir()):
+        if catalogues and folder.name not in catalogues:
+            continue
         index = ToolIndex.load(folder)
         done = gaps.setdefault(folder.name, {})
         todo = [n for n in index.catalog.names() if n in wanted and n not in done]
         if todo and selector is None:
-            selector = LlamaSelector(merge_adapter=False, flash_attn=False, batched=True)
+            options: dict[str, Any] = {"adapter_path": adapter} if adapter is not None else {}
+            selector = LlamaSelector(merge_adapter=False, flash_attn=False, batched=True, **options)
         for i in range(0, len(todo), MAX_CANDIDATES):
             chunk = todo[i:i + MAX_CANDIDATES]
             selection = selector.select(CONTENT_FREE, chunk, [index.tool_text(n) for n in chunk],  # type: ignore
@@ -69,12 +73,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cache", type=Path, default=ROOT / "data" / "real-suite")
     parser.add_argument("--gaps", type=Path, default=ROOT / "data" / "tool-prior" / "gaps.json")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "tool-prior.json")
+    parser.add_argument("--adapter", type=Path, help="Another selector adapter (GGUF LoRA): its gaps for the query "
+                        "alone (give it its own --gaps file; the per-set rows read the cache's, the shipped one's).")
+    parser.add_argument("--catalogues", nargs="*", help="Only these catalogues (index folder names).")
     args = parser.parse_args(argv)
 
     from gentool_router import ToolIndex
     from gentool_router_train.real_sets import SUITE_SETS, build_set
 
-    gaps = content_free_gaps(args.cache, args.gaps)
+    gaps = content_free_gaps(args.cache, args.gaps, args.adapter, args.catalogues)
     result: dict[str, Any] = {"content_free_query": CONTENT_FREE, "catalogues": {}, "sets": {},
                               "command": "benchmarks/tool_prior.py " + " ".join(argv if argv is not None else sys.argv[1:])}
     for catalogue, by_tool in gaps.items():
@@ -90,7 +97,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{catalogue}: {len(names)} tools, gap for {CONTENT_FREE!r} mean {values.mean():.2f} sd {values.std():.2f}; "
               "highest " + ", ".join(f"{names[i]} {values[i]:+.1f}" for i in top))
     for name, (kind, *_rest) in SUITE_SETS.items():
-        if kind != "tool":
+        if kind != "tool" or args.adapter is not None:  # the cached routes are the shipped selector's
             continue
         path = args.cache / "evidence" / f"{name}.jsonl"
         cached = {r["id"]: r for r in map(json.loads, path.read_text(encoding="utf-8").splitlines()[1:])}
