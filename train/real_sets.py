@@ -136,12 +136,14 @@ def _metatool_rows() -> list[tuple[int, str, str]]:
 def trained_configs() -> tuple[Any, ...]:
     """The ``generate-data`` settings of every selector this suite measures (TRAINING.md): gentool-v2 (seed 0,
     public evaluation queries left out, bundled example queries kept) and gentool-v4 (the same queries over the
-    retriever's real candidates, neutral pairs, plus the project's no-tool requests)."""
+    retriever's real candidates, neutral pairs, plus the project's no-tool requests) and gentool-v7 (v2's queries,
+    neutral pairs, each query's candidates from its own corpus)."""
     from .simulate import SimulationConfig
 
     v2 = SimulationConfig(exclude_example_queries=False)
-    return v2, SimulationConfig(exclude_example_queries=False, candidates="retrieval", neutral_pairs=True,
-                                no_tool_queries=True)
+    return (v2, SimulationConfig(exclude_example_queries=False, candidates="retrieval", neutral_pairs=True,
+                                 no_tool_queries=True),
+            SimulationConfig(exclude_example_queries=False, neutral_pairs=True, same_source_candidates=True))
 
 
 @lru_cache(maxsize=None)
