@@ -565,7 +565,8 @@ above the other shown tools of the other hinted cases with ROC AUC {sc['hints_on
 One that sees only a tool's canonical text, no query, tells the answers from the other shown tools with ROC AUC
 {sc.get('text_only_auc', float('nan')):.3f} ({sc.get('text_only_tools', 0)} tools of a sample, folds grouped by tool name).
 Chance is 50% and 0.5: a figure well above it is a giveaway the selector can learn instead of the task
-(`gentool_router_train.shortcuts`; `--neutral-pairs` removes them).
+(`gentool_router_train.shortcuts`; `--neutral-pairs` removes the first two, `--same-source-candidates` most of the
+third).
 
 ## Settings
 {settings}
