@@ -10,7 +10,9 @@ of these gaps, and which tools top them, is the per-tool prior the selector lear
 best-ranked tool is right when each gap is first reduced by ``alpha`` times the tool's prior ("contextual
 calibration"; alpha 0 is the selector as shipped).
 
-Writes ``benchmarks/results/tool-prior.json``; the gaps are cached in ``data/tool-prior/gaps.json``.
+Writes ``benchmarks/results/tool-prior.json``; the gaps are cached per adapter in
+``data/tool-prior/gaps-FINGERPRINT.json``. The per-set rows need the cached routes to be the same selector's (the
+cache's identity names its adapter); for another selector only the gaps are reported.
 """
 
 from __future__ import annotations
@@ -71,18 +73,26 @@ def content_free_gaps(cache: Path, out: Path, adapter: Path | None = None,
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--cache", type=Path, default=ROOT / "data" / "real-suite")
-    parser.add_argument("--gaps", type=Path, default=ROOT / "data" / "tool-prior" / "gaps.json")
+    parser.add_argument("--gaps", type=Path, help="Cache of the gaps (default: one file per adapter fingerprint).")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "tool-prior.json")
-    parser.add_argument("--adapter", type=Path, help="Another selector adapter (GGUF LoRA): its gaps for the query "
-                        "alone (give it its own --gaps file; the per-set rows read the cache's, the shipped one's).")
+    parser.add_argument("--adapter", type=Path, help="Another selector adapter (GGUF LoRA) than the packaged one.")
     parser.add_argument("--catalogues", nargs="*", help="Only these catalogues (index folder names).")
     args = parser.parse_args(argv)
 
     from gentool_router import ToolIndex
+    from gentool_router.decision import file_fingerprint
+    from gentool_router.models import ADAPTER_FILE
     from gentool_router_train.real_sets import SUITE_SETS, build_set
 
-    gaps = content_free_gaps(args.cache, args.gaps, args.adapter, args.catalogues)
-    result: dict[str, Any] = {"content_free_query": CONTENT_FREE, "catalogues": {}, "sets": {},
+    adapter = args.adapter or ADAPTER_FILE
+    fingerprint = file_fingerprint(adapter)
+    gaps_file = args.gaps or ROOT / "data" / "tool-prior" / f"gaps-{fingerprint[:16]}.json"
+    gaps = content_free_gaps(args.cache, gaps_file, args.adapter, args.catalogues)
+    cached_identity = json.loads((args.cache / "evidence" / "seal_in_domain.jsonl").read_text(
+        encoding="utf-8").splitlines()[0])["identity"]
+    same_selector = cached_identity.get("selector_adapter") == fingerprint
+    result: dict[str, Any] = {"content_free_query": CONTENT_FREE, "adapter": adapter.name, "adapter_fingerprint":
+                              fingerprint, "catalogues": {}, "sets": {},
                               "command": "benchmarks/tool_prior.py " + " ".join(argv if argv is not None else sys.argv[1:])}
     for catalogue, by_tool in gaps.items():
         index = ToolIndex.load(args.cache / "indexes" / catalogue)
@@ -97,7 +107,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{catalogue}: {len(names)} tools, gap for {CONTENT_FREE!r} mean {values.mean():.2f} sd {values.std():.2f}; "
               "highest " + ", ".join(f"{names[i]} {values[i]:+.1f}" for i in top))
     for name, (kind, *_rest) in SUITE_SETS.items():
-        if kind != "tool" or args.adapter is not None:  # the cached routes are the shipped selector's
+        if kind != "tool" or not same_selector:  # the cached routes' gaps must be this selector's
             continue
         path = args.cache / "evidence" / f"{name}.jsonl"
         cached = {r["id"]: r for r in map(json.loads, path.read_text(encoding="utf-8").splitlines()[1:])}
@@ -118,6 +128,8 @@ def main(argv: list[str] | None = None) -> int:
         result["sets"][name] = row
         print(f"{name}: {len(cases)} cases, retrieval {row['retrieval']:.1%}, selector's best "
               + ", ".join(f"alpha {a:g} {row[f'selector_best_alpha_{a:g}']:.1%}" for a in ALPHAS))
+    if not same_selector:
+        print(f"the routes in {args.cache} are another selector's: per-set figures left out")
     args.out.write_text(json.dumps(result, indent=1) + "\n", encoding="utf-8")
     print(f"wrote {args.out}")
     return 0
