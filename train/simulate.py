@@ -220,14 +220,18 @@ def generate_dataset(
     no_tool = _no_tool_plan(config)
     targets = sorted(by_tool)
     log(f"{len(tools)} tools, {len(targets)} with queries ({len(heldout)} held out); embedding tool texts...")
-    if config.candidates == "retrieval":
-        texts = [q.query for qs in by_tool.values() for q in qs] + [q.query for q in multi] + [q for q, _ in no_tool]
-        log(f"retrieving each of {len(set(texts))} queries' candidates over the whole catalogue (dense + BM25)...")
-        pool = _Pool(tools, {}, heldout, CatalogueRetriever(tools, texts, embed, NEAR_DUPLICATE))
-    else:
-        pool = _Pool(tools, _nearest(tools, sorted(set(targets) | {q.tool for q in multi}), embed), heldout)
     corpus_pools = _corpus_pools(config, tools, by_tool, multi, heldout, embed, log) if config.same_source_candidates \
         else {}
+    # with one pool per corpus, the whole catalogue's pool serves the requests that need no tool alone
+    pool: _Pool | None = None
+    if config.candidates == "retrieval" and (no_tool or not corpus_pools):
+        texts = [q for q, _ in no_tool]
+        if not corpus_pools:
+            texts = [q.query for qs in by_tool.values() for q in qs] + [q.query for q in multi] + texts
+        log(f"retrieving each of {len(set(texts))} queries' candidates over the whole catalogue (dense + BM25)...")
+        pool = _Pool(tools, {}, heldout, CatalogueRetriever(tools, texts, embed, NEAR_DUPLICATE))
+    elif not corpus_pools:
+        pool = _Pool(tools, _nearest(tools, sorted(set(targets) | {q.tool for q in multi}), embed), heldout)
     taken = set(tools) | set(own.tools if own is not None else ())
 
     cases: dict[str, list[dict[str, Any]]] = {"train": [], "dev": [], "test": []}
@@ -236,7 +240,8 @@ def generate_dataset(
              source: _Pool | None = None) -> None:
         """Add the case(s) of one kind for query ``q`` (a pair adds two); ``source``: the pool ``q``'s tools come
         from (the bundled corpora's by default)."""
-        source = source or corpus_pools.get(_corpus(q.source), pool)
+        source = source or corpus_pools.get(_corpus(q.source)) or pool
+        assert source is not None  # every query has its corpus's pool or the whole catalogue's
         tools = source.tools
         training = split in ("train", "dev")
         variants: list[tuple[str, bool, Tool | None, list[str]]] = []
@@ -284,8 +289,9 @@ def generate_dataset(
     def emit_no_tool(split: str, query: str, query_id: str, source: _Pool | None = None,
                      source_name: str = "no-tool-queries") -> None:
         """A request that needs no tool, over the retriever's top k."""
-        shown, ranking = _toolset(source or pool, None, False, None, rng, config.k, split in ("train", "dev"), (),
-                                  query)
+        source = source or pool
+        assert source is not None  # the whole catalogue's pool is built whenever there are such requests
+        shown, ranking = _toolset(source, None, False, None, rng, config.k, split in ("train", "dev"), (), query)
         record = {"id": f"{split}-{len(cases[split]):05d}", "query": query, "tools": shown, "expected": None,
                   "ranking": ranking, "scenario": OUT_OF_SCOPE if split == "test" else None,
                   "case_type": "no-tool", "target": None, "query_id": query_id, "source": source_name}
@@ -353,7 +359,9 @@ def _corpus_pools(config: SimulationConfig, tools: dict[str, Tool], by_tool: dic
     answer never stands out by its corpus's writing (MetaTool's prose without parameters among Seal-Tools')."""
     metatool = metatool_tool_names()
     pools = {}
-    for corpus in ("metatool", "seal-tools"):
+    # Seal-Tools first: from 2,000 texts the embedder switches to sentence-transformers and stays there, so both
+    # corpora get that runtime's vectors (near ties between neighbours depend on it; gentool-v7 was made so)
+    for corpus in ("seal-tools", "metatool"):
         own = {n: t for n, t in tools.items() if (n in metatool) == (corpus == "metatool")}
         queries = [q for qs in by_tool.values() for q in qs if _corpus(q.source) == corpus]
         queries += [q for q in multi if _corpus(q.source) == corpus]

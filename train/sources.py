@@ -90,10 +90,14 @@ def load_multi_call_queries(tools: dict[str, Tool], data_dir: Path = DATA_DIR) -
     return queries
 
 
+def _metatool_descriptions(data_dir: Path) -> dict[str, str]:
+    """MetaTool's tools: its own name of each, and its description."""
+    return json.loads(gzip.open(data_dir / "metatool" / "plugin_des.json.gz", "rt", encoding="utf-8").read())
+
+
 def metatool_tool_names(data_dir: Path = DATA_DIR) -> set[str]:
     """The names :func:`load_sources` gives MetaTool's tools (its other tools are Seal-Tools')."""
-    descriptions = json.loads(gzip.open(data_dir / "metatool" / "plugin_des.json.gz", "rt", encoding="utf-8").read())
-    return {_metatool_name(name) for name in descriptions}
+    return {_metatool_name(name) for name in _metatool_descriptions(data_dir)}
 
 
 def load_sources(data_dir: Path = DATA_DIR, exclude: set[str] | None = None
@@ -123,7 +127,7 @@ def load_sources(data_dir: Path = DATA_DIR, exclude: set[str] | None = None
             if name in tools:  # only Seal-Tools tools are loaded at this point
                 queries.append(SourceQuery(f"seal:{record['id']}", record["query"].strip(), name, "seal-tools",
                                            tuple(calls[0].get("parameters") or {})))
-    descriptions = json.loads(gzip.open(data_dir / "metatool" / "plugin_des.json.gz", "rt", encoding="utf-8").read())
+    descriptions = _metatool_descriptions(data_dir)
     for name in sorted(descriptions):
         tool = Tool(_metatool_name(name), descriptions[name])
         if tool.name in tools:
