@@ -349,6 +349,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--limit", type=int, default=200, help="Cases per set at most.")
     parser.add_argument("--sets", nargs="*", help="Only these suite sets.")
     parser.add_argument("--fit", action="store_true", help="Refit the shipped decision model on the fitting sets.")
+    parser.add_argument("--fit-small", action="store_true",
+                        help="Refit the decision model's small-catalogue part (under 50 tools) on SMALL_FIT_SETS, "
+                             "keeping the rest of the model.")
     parser.add_argument("--fit-extra", nargs="*", default=[], help="Also fit on these ablation sets (measuring).")
     parser.add_argument("--out-of-scope-weight", type=float, default=0.5,
                         help="Weight of each out-of-scope fitting route (0.5 measured best: BENCHMARKS.md).")
@@ -381,20 +384,28 @@ def main(argv: list[str] | None = None) -> int:
     if args.cache is None:
         args.cache = ROOT / "data" / {"lora": "real-suite", "merged": "real-suite-merged",
                                       "confirmed": "real-suite-confirmed"}[args.arithmetic]
-    if args.arithmetic == DECIDED_IN_ROUTER and args.fit:
+    if args.arithmetic == DECIDED_IN_ROUTER and (args.fit or args.fit_small):
         print("--fit needs every candidate scored without a decision: --arithmetic merged or lora", file=sys.stderr)
         return 2
 
     from gentool_router.decision import DEFAULT_DECISION_FILE, DecisionModel, LabelledEvidence
     from gentool_router.evidence import STATS_DEPTH
-    from gentool_router_train.real_sets import ABLATION_SETS, FIT_SETS, SUITE_SETS, build_set, check_disjoint
+    from gentool_router_train.real_sets import (
+        ABLATION_SETS,
+        FIT_SETS,
+        SMALL_FIT_SETS,
+        SUITE_SETS,
+        build_set,
+        check_disjoint,
+    )
 
     suite_names = [n for n in args.sets or SUITE_SETS if n in SUITE_SETS]
     suite = {n: build_set(n, args.limit) for n in suite_names}
     fit = {n: build_set(n, args.limit) for n in [*FIT_SETS, *args.fit_extra]}
+    small_fit = {n: build_set(n, args.limit) for n in SMALL_FIT_SETS}
     if args.gather_only and args.sets:
-        fit.update({n: build_set(n, args.limit) for n in args.sets if n in ABLATION_SETS})
-    problems = check_disjoint(suite, fit)
+        fit.update({n: build_set(n, args.limit) for n in args.sets if n in ABLATION_SETS or n in SMALL_FIT_SETS})
+    problems = check_disjoint(suite, {**fit, **small_fit})
     if problems:
         print("held-out sets leak:\n" + "\n".join(problems[:20]), file=sys.stderr)
         return 1
@@ -403,7 +414,7 @@ def main(argv: list[str] | None = None) -> int:
         synthetic_test, synthetic_dev = synthetic_sets(args.synthetic, args.limit)
         if args.fit_synthetic:
             fit["fit_synthetic_dev"] = synthetic_dev
-    wanted = {**(fit if args.fit or args.gather_only else {}), **suite}
+    wanted = {**(fit if args.fit or args.gather_only else {}), **(small_fit if args.fit_small else {}), **suite}
     if args.gather_only and args.sets:
         wanted = {n: c for n, c in wanted.items() if n in args.sets}
     if synthetic_test:
@@ -438,7 +449,17 @@ def main(argv: list[str] | None = None) -> int:
         without.min_catalogue_tools = STATS_DEPTH
         extra["without_out_of_scope"] = report({n: routed[n] for n in suite_names}, {n: SUITE_SETS[n][0] for n in suite_names},
                                                without, no_tool_score)["sets"]
-    decision = DecisionModel.load(args.decision or decision_file)
+    if args.fit_small:  # onto the model just fitted, or the one given, or the shipped one
+        decision = DecisionModel.load(decision_file if args.fit else args.decision or DEFAULT_DECISION_FILE)
+        decision.check_matches(identity)
+        fitted = [r for n in small_fit for r in routed[n]]
+        decision.fit_small([LabelledEvidence(_evidence(r, decision), r["expected"], r["kind"]) for r in fitted])
+        decision.report["small_catalogue"].update({"fitted_on": {n: len(routed[n]) for n in small_fit},
+                                                   "selector_arithmetic": args.arithmetic,
+                                                   "prune_margin": args.prune_margin})
+        decision.save(decision_file)
+        print(f"small-catalogue part fitted on {len(fitted)} routes, written to {decision_file}")
+    decision = DecisionModel.load(decision_file if args.fit or args.fit_small else args.decision or decision_file)
     decision.check_matches(identity)
     result = report({n: routed[n] for n in suite_names}, {n: SUITE_SETS[n][0] for n in suite_names}, decision,
                     no_tool_score)
@@ -459,7 +480,8 @@ def main(argv: list[str] | None = None) -> int:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=1) + "\n", encoding="utf-8")
     print(table(result))
-    print(f"expected calibration error (pooled, router): {result['expected_calibration_error']:.3f}")
+    if result["expected_calibration_error"] is not None:
+        print(f"expected calibration error (pooled, router): {result['expected_calibration_error']:.3f}")
     if synthetic_test:
         print("synthetic held-out test: " + ", ".join(f"{m} {result['synthetic']['accuracy'][m] * 100:.1f}"
                                                      for m in METHODS))

@@ -7,6 +7,12 @@ evidence (``evidence.CANDIDATE_FEATURES``), answering without a tool the utility
 the probabilities are calibrated on data like the fitting data; the operating point (an offset on the no-tool
 utility) is then chosen on the fitting data's risk–coverage curve.
 
+Catalogues smaller than ``min_catalogue_tools`` (an agent's handful of tools) have their own small part: a
+similarity scale over ten tools says little, so there the utilities weigh only each candidate's selector gap and
+raw cosine, and for no tool a bias, the query classifier's log-odds and the best raw cosine
+(``SMALL_CANDIDATE_FEATURES``, ``SMALL_NONE_FEATURES``): the selector's own threshold, moved for queries that ask
+for no tool or match no tool well, and calibrated. It is fitted apart (:meth:`DecisionModel.fit_small`).
+
 A decision model belongs to one selector (model and adapter files, prompt and tool-text versions) and one
 embedder: its file records them, and :meth:`DecisionModel.check_matches` refuses another. The package ships one
 for its default selector (``data/decision.json``); ``gentool-router calibrate`` fits one for a user's catalogue.
@@ -25,16 +31,30 @@ from typing import Any, Iterable, Sequence
 import numpy as np
 
 from .errors import ConfigError, ModelLoadError
-from .evidence import CANDIDATE_FEATURES, NONE_FEATURES, STATS_DEPTH, RouteEvidence, candidate_features, none_features
+from .evidence import (
+    CANDIDATE_FEATURES,
+    GAP_CLIP,
+    NONE_FEATURES,
+    STATS_DEPTH,
+    RouteEvidence,
+    candidate_features,
+    none_features,
+)
 from .tools import NO_TOOL
 
 __all__ = ["DecisionModel", "LabelledEvidence", "DECISION_VERSION", "DEFAULT_DECISION_FILE", "default_decision",
-           "file_fingerprint", "DecisionMismatchError", "selector_identity"]
+           "file_fingerprint", "DecisionMismatchError", "selector_identity", "SMALL_CANDIDATE_FEATURES",
+           "SMALL_NONE_FEATURES"]
 
 DECISION_FORMAT = "gentool-router-decision"
 #: Bumped when the features or the model's form change: older files are refused.
 DECISION_VERSION = 1
 DEFAULT_DECISION_FILE = Path(__file__).with_name("data") / "decision.json"
+#: The small-catalogue part's evidence: each candidate's selector gap and raw cosine; for no tool a bias, the query
+#: classifier's log-odds and the best raw cosine (with the cosines, MetaTool's ten-tool near misses are told from
+#: right tools far better than by the gaps alone: BENCHMARKS.md, "Small catalogues").
+SMALL_CANDIDATE_FEATURES = ("selector_gap", "cosine")
+SMALL_NONE_FEATURES = ("bias", "needs_tool", "top_cosine")
 
 
 class DecisionMismatchError(ModelLoadError):
@@ -96,13 +116,22 @@ class DecisionModel:
     report: dict[str, Any] = field(default_factory=dict)
     query_weights: np.ndarray | None = None
     query_bias: float = 0.0
-    #: The router uses this model only in catalogues of at least this many tools (the shipped one was fitted on
+    #: The main part decides only in catalogues of at least this many tools (the shipped one was fitted on
     #: catalogues of 50 and more; one fitted by ``calibrate`` on the user's catalogue applies to it at any size).
     min_catalogue_tools: int = 0
+    #: The small-catalogue part (weights of ``SMALL_CANDIDATE_FEATURES`` then ``SMALL_NONE_FEATURES``), deciding in
+    #: catalogues under ``min_catalogue_tools``; None: there the selector's own threshold decides.
+    small_weights: np.ndarray | None = None
+    #: Added to the small part's no-tool utility: its operating point.
+    small_offset: float = 0.0
 
     def applies_to(self, evidence: RouteEvidence) -> bool:
         """Whether this model decides a route with this evidence (see :attr:`min_catalogue_tools`)."""
-        return evidence.similarity_count >= min(self.min_catalogue_tools, STATS_DEPTH)
+        return not self._small(evidence) or self.small_weights is not None
+
+    def _small(self, evidence: RouteEvidence) -> bool:
+        """Whether the route's catalogue is one for the small part (under :attr:`min_catalogue_tools`)."""
+        return evidence.similarity_count < min(self.min_catalogue_tools, STATS_DEPTH)
 
     # ------------------------------------------------------------ the query alone
     def needs_tool(self, query_vector: Any) -> float:
@@ -126,6 +155,11 @@ class DecisionModel:
     # ------------------------------------------------------------ scoring
     def utilities(self, evidence: RouteEvidence) -> tuple[np.ndarray, float]:
         """Each candidate's utility and the no-tool utility (log-odds up to a shared constant)."""
+        if self._small(evidence) and self.small_weights is not None:
+            rows, z = _small_features(evidence)
+            w = self.small_weights
+            return rows @ w[: len(SMALL_CANDIDATE_FEATURES)], float(z @ w[len(SMALL_CANDIDATE_FEATURES):]) \
+                + self.small_offset
         rows = np.asarray(candidate_features(evidence), dtype=np.float64).reshape(-1, len(CANDIDATE_FEATURES))
         z = np.asarray(none_features(evidence), dtype=np.float64)
         cand = ((rows - self.candidate_mean) / self.candidate_scale) @ self.candidate_weights
@@ -140,7 +174,10 @@ class DecisionModel:
         return (values / values.sum()).tolist()
 
     def explain(self, evidence: RouteEvidence) -> dict[str, Any]:
-        """Each option's features, their weighted contributions and its probability: why a tool won or none did."""
+        """Each option's features, their weighted contributions and its probability: why a tool won or none did
+        (``part``: ``"main"`` or ``"small_catalogue"``, the part that decided)."""
+        if self._small(evidence) and self.small_weights is not None:
+            return self._explain_small(evidence)
         rows = np.asarray(candidate_features(evidence), dtype=np.float64).reshape(-1, len(CANDIDATE_FEATURES))
         z = np.asarray(none_features(evidence), dtype=np.float64)
         probabilities = self.probabilities(evidence)
@@ -155,11 +192,68 @@ class DecisionModel:
                         "features": dict(zip(NONE_FEATURES, z.tolist())),
                         "contributions": {**dict(zip(NONE_FEATURES, contributions.tolist())),
                                           "operating_point": self.none_offset}})
-        return {"options": sorted(options, key=lambda o: -o["probability"]),
+        return {"options": sorted(options, key=lambda o: -o["probability"]), "part": "main",
+                "similarity_mean": evidence.similarity_mean, "similarity_std": evidence.similarity_std,
+                "lexical_best": evidence.lexical_best, "lexical_best_name": evidence.lexical_best_name}
+
+    def _explain_small(self, evidence: RouteEvidence) -> dict[str, Any]:
+        assert self.small_weights is not None
+        rows, z = _small_features(evidence)
+        split = len(SMALL_CANDIDATE_FEATURES)
+        probabilities = self.probabilities(evidence)
+        options = [{"name": c.name, "probability": p, "evidence": c.to_dict(),
+                    "features": dict(zip(SMALL_CANDIDATE_FEATURES, row.tolist())),
+                    "contributions": dict(zip(SMALL_CANDIDATE_FEATURES, (row * self.small_weights[:split]).tolist()))}
+                   for c, row, p in zip(evidence.candidates, rows, probabilities)]
+        options.append({"name": NO_TOOL, "probability": probabilities[-1],
+                        "features": dict(zip(SMALL_NONE_FEATURES, z.tolist())),
+                        "contributions": {**dict(zip(SMALL_NONE_FEATURES, (z * self.small_weights[split:]).tolist())),
+                                          "operating_point": self.small_offset}})
+        return {"options": sorted(options, key=lambda o: -o["probability"]), "part": "small_catalogue",
                 "similarity_mean": evidence.similarity_mean, "similarity_std": evidence.similarity_std,
                 "lexical_best": evidence.lexical_best, "lexical_best_name": evidence.lexical_best_name}
 
     # ------------------------------------------------------------ fitting
+    def fit_small(self, examples: Sequence[LabelledEvidence], *, l2: float = 1.0,
+                  kind_weights: dict[str, float] | None = None) -> None:
+        """Fit the small-catalogue part on routes over small catalogues (its evidence with ``needs_tool`` from
+        this model's query classifier), each kind weighted equally, times ``kind_weights`` (a kind missing from it
+        counts 1); the operating point then maximises that weighted accuracy, as for the main part. The main part
+        is kept as it is."""
+        if self.min_catalogue_tools == 0:
+            raise ConfigError("this decision model decides in catalogues of every size: a small-catalogue part "
+                              "would never be used (set min_catalogue_tools first)")
+        usable = [e for e in examples if e.evidence.candidates and self._small(e.evidence) and
+                  (e.expected is None or e.expected in e.evidence.names)]
+        if len(usable) < 10:
+            raise ConfigError(f"the small-catalogue part needs at least 10 usable labelled routes over catalogues "
+                              f"under {self.min_catalogue_tools} tools, got {len(usable)}")
+        k_max = max(len(e.evidence.candidates) for e in usable)
+        x = np.zeros((len(usable), k_max, len(SMALL_CANDIDATE_FEATURES)))
+        mask = np.zeros((len(usable), k_max), dtype=bool)
+        z = np.zeros((len(usable), len(SMALL_NONE_FEATURES)))
+        labels = np.full(len(usable), k_max)
+        for i, example in enumerate(usable):
+            rows, z[i] = _small_features(example.evidence)
+            x[i, : len(rows)], mask[i, : len(rows)] = rows, True
+            if example.expected is not None:
+                labels[i] = example.evidence.names.index(example.expected)
+        weights = _kind_weights([e.kind for e in usable])
+        if kind_weights:
+            weights = weights * np.array([kind_weights.get(e.kind, 1.0) for e in usable])
+        self.small_weights, self.small_offset = _minimise(x, mask, z, labels, weights, l2), 0.0
+        curve = self._operating_curve(usable, weights, small=True)
+        best = max(curve, key=lambda point: (round(point["weighted_accuracy"], 6), -abs(point["offset"])))
+        self.small_offset = best["offset"]
+        self.report["small_catalogue"] = {
+            "examples": len(usable), "skipped_not_retrieved": len(examples) - len(usable),
+            "kinds": {k: sum(1 for e in usable if e.kind == k) for k in sorted({e.kind for e in usable})},
+            "l2": l2, "kind_weights": dict(kind_weights or {}), "offset": self.small_offset,
+            "weights": dict(zip([*SMALL_CANDIDATE_FEATURES, *(f"none_{n}" for n in SMALL_NONE_FEATURES)],
+                                self.small_weights.tolist())),
+            "weighted_accuracy": float(best["weighted_accuracy"]),
+            "risk_coverage": [p for p in curve if abs(p["offset"] * 2 - round(p["offset"] * 2)) < 1e-9]}
+
     @classmethod
     def fit(cls, examples: Sequence[LabelledEvidence], *, identity: dict[str, Any] | None = None,
             l2: float = 1.0, balance_kinds: bool = False, kind_weights: dict[str, float] | None = None,
@@ -214,12 +308,15 @@ class DecisionModel:
                         "risk_coverage": [p for p in curve if abs(p["offset"] * 2 - round(p["offset"] * 2)) < 1e-9]}
         return model
 
-    def _operating_curve(self, examples: Sequence[LabelledEvidence], weights: np.ndarray) -> list[dict[str, float]]:
-        """Coverage (share of routes answered with a tool), risk (wrong among them) and accuracy per offset."""
-        saved, curve = self.none_offset, []
+    def _operating_curve(self, examples: Sequence[LabelledEvidence], weights: np.ndarray,
+                         small: bool = False) -> list[dict[str, float]]:
+        """Coverage (share of routes answered with a tool), risk (wrong among them) and accuracy per offset (of
+        the main part, or with ``small`` of the small-catalogue part)."""
+        attribute = "small_offset" if small else "none_offset"
+        saved, curve = getattr(self, attribute), []
         try:
             for offset in np.round(np.arange(-4.0, 4.0001, 0.25), 2):
-                self.none_offset = float(offset)
+                setattr(self, attribute, float(offset))
                 answered = wrong = 0
                 correct_weight = 0.0
                 for example, weight in zip(examples, weights):
@@ -231,7 +328,7 @@ class DecisionModel:
                               "risk": wrong / answered if answered else 0.0,
                               "weighted_accuracy": correct_weight / float(np.sum(weights))})
         finally:
-            self.none_offset = saved
+            setattr(self, attribute, saved)
         return curve
 
     def decide(self, evidence: RouteEvidence) -> str | None:
@@ -259,7 +356,9 @@ class DecisionModel:
                 "none_offset": self.none_offset, "identity": self.identity, "report": self.report,
                 "query_classifier": None if self.query_weights is None else
                 {"weights": self.query_weights.tolist(), "bias": self.query_bias},
-                "min_catalogue_tools": self.min_catalogue_tools}
+                "min_catalogue_tools": self.min_catalogue_tools,
+                "small_catalogue": None if self.small_weights is None else
+                {"weights": self.small_weights.tolist(), "offset": self.small_offset}}
 
     def save(self, path: str | os.PathLike[str]) -> Path:
         """Write the model as JSON, atomically (a temporary file renamed into place)."""
@@ -304,8 +403,21 @@ class DecisionModel:
         minimum = data.get("min_catalogue_tools", 0)
         if isinstance(minimum, bool) or not isinstance(minimum, int) or minimum < 0:
             raise ModelLoadError(f"{where} is corrupt: min_catalogue_tools must be a non-negative integer")
+        small = data.get("small_catalogue")
+        small_weights, small_offset = None, 0.0
+        if small is not None:
+            try:
+                small_weights = np.asarray(small["weights"], dtype=np.float64)
+                small_offset = float(small["offset"])
+            except (KeyError, TypeError, ValueError) as exc:
+                raise ModelLoadError(f"{where} is corrupt: small_catalogue ({exc})") from None
+            size = len(SMALL_CANDIDATE_FEATURES) + len(SMALL_NONE_FEATURES)
+            if small_weights.shape != (size,) or not np.all(np.isfinite(small_weights)) \
+                    or not math.isfinite(small_offset):
+                raise ModelLoadError(f"{where} is corrupt: small_catalogue must hold {size} finite weights and an offset")
         return cls(**arrays, none_offset=offset, identity=identity, report=report, query_weights=query_weights,
-                   query_bias=query_bias, min_catalogue_tools=minimum)
+                   query_bias=query_bias, min_catalogue_tools=minimum, small_weights=small_weights,
+                   small_offset=small_offset)
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> "DecisionModel":
@@ -359,6 +471,15 @@ class _Design:
             if example.expected is not None:
                 labels[i] = example.evidence.names.index(example.expected)
         return cls(x, mask, z, labels)
+
+
+def _small_features(evidence: RouteEvidence) -> tuple[np.ndarray, np.ndarray]:
+    """The small-catalogue part's evidence: one row per candidate, and the no-tool row."""
+    rows = np.array([[max(-GAP_CLIP, min(GAP_CLIP, c.selector_gap)), c.cosine] for c in evidence.candidates],
+                    dtype=np.float64).reshape(-1, len(SMALL_CANDIDATE_FEATURES))
+    top_cosine = max((c.cosine for c in evidence.candidates), default=0.0)
+    z = np.array([1.0, max(-GAP_CLIP, min(GAP_CLIP, evidence.needs_tool)), top_cosine], dtype=np.float64)
+    return rows, z
 
 
 def _fit_query_classifier(vectors: np.ndarray, needs_tool: Sequence[bool], c: float = 1.0) -> tuple[np.ndarray, float]:

@@ -333,8 +333,8 @@ class ToolRouter:
         ranking, decided_by, explanation, evidence = selection.ranking, "selector", None, None
         if selection.logit_gaps is not None and usable:
             evidence = self.evidence(query, scored, selection.logit_gaps, similarities, excluded, lexical=lexical)
-        # the shipped decision model was fitted on catalogues of 50 tools and more; in smaller ones (an agent's
-        # handful of tools, the selector's own training setting) the selector's threshold decides (BENCHMARKS.md)
+        # the shipped decision model's main part was fitted on catalogues of 50 tools and more, its small part on
+        # ten-tool ones; a model without a small part leaves smaller catalogues to the selector's threshold
         decision = self.decision if evidence is not None else None
         if decision is not None and evidence is not None and not decision.applies_to(evidence):
             decision = None

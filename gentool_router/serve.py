@@ -331,8 +331,10 @@ def _health(router: ToolRouter) -> dict[str, Any]:
         "tools": len(router.index),
         "k": router.k,
         "selector": about,
-        # None: the selector's own threshold decides; else the decision model, for catalogues from its minimum size
+        # None: the selector's own threshold decides; else the decision model: its main part for catalogues from
+        # its minimum size, its small-catalogue part (if any) below it
         "decision": None if decision is None else {"min_catalogue_tools": decision.min_catalogue_tools,
+                                                   "small_catalogue": decision.small_weights is not None,
                                                    "identity": decision.identity},
     }
 

@@ -134,6 +134,71 @@ def test_a_bad_decision_file_is_one_clear_error(tmp_path, damage):
         DecisionModel.load(path)
 
 
+# ------------------------------------------------------------------------------------------ small catalogues
+def _small_examples(n: int, seed: int = 0) -> list[LabelledEvidence]:
+    """Ten-tool routes: the right tool's gap is high; near misses have middling gaps; chit-chat has middling gaps
+    too, but the query classifier says it asks for no tool (only ``needs_tool`` separates it from a tool case)."""
+    rng = random.Random(seed)
+    out = []
+    for i in range(n):
+        kind = ("tool", "near_miss", "out_of_scope")[i % 3]
+        evidence, expected = _evidence(rng, kind)
+        gaps = [(3.0 if c.name == expected else -1.0) + rng.gauss(0, 1.0) for c in evidence.candidates]
+        if kind == "out_of_scope":
+            gaps = [g + 2.5 for g in gaps]
+        candidates = tuple(CandidateEvidence(c.name, c.rank, c.cosine, c.lexical, g)
+                           for c, g in zip(evidence.candidates, gaps))
+        needs_tool = (-3.0 if kind == "out_of_scope" else 2.0) + rng.gauss(0, 1.0)
+        out.append(LabelledEvidence(RouteEvidence(candidates, 0.2, 0.08, evidence.lexical_best,
+                                                  evidence.lexical_best_name, evidence.query_words,
+                                                  needs_tool=needs_tool, similarity_count=10), expected, kind))
+    return out
+
+
+def test_the_small_catalogue_part_decides_small_catalogues_only_and_uses_the_query_classifier():
+    model = DecisionModel.fit(_examples(300))
+    model.min_catalogue_tools = 50
+    small = _small_examples(600)
+    assert not model.applies_to(small[0].evidence)  # without a small part, the selector's threshold decides there
+    model.fit_small(small)
+    assert model.applies_to(small[0].evidence)
+    held_out = _small_examples(600, seed=5)
+    accuracy = sum(model.decide(e.evidence) == e.expected for e in held_out) / len(held_out)
+    assert accuracy > 0.85
+    weights = model.report["small_catalogue"]["weights"]
+    assert weights["selector_gap"] > 0 and weights["none_needs_tool"] < 0  # "asks for a tool" lowers no tool
+    chat = next(e for e in held_out if e.kind == "out_of_scope")
+    explanation = model.explain(chat.evidence)
+    assert explanation["part"] == "small_catalogue" and explanation["options"][0]["name"] == "generate_response"
+    # a large catalogue's route is still the main part's
+    large, _ = _evidence(random.Random(9), "tool")
+    assert model.explain(large)["part"] == "main"
+    assert model.probabilities(large) == pytest.approx(DecisionModel.fit(_examples(300)).probabilities(large))
+
+
+def test_the_small_catalogue_part_round_trips_and_is_checked_on_load(tmp_path):
+    model = DecisionModel.fit(_examples(300))
+    model.min_catalogue_tools = 50
+    model.fit_small(_small_examples(300))
+    loaded = DecisionModel.load(model.save(tmp_path / "decision.json"))
+    evidence = _small_examples(3, seed=11)[0].evidence
+    assert loaded.probabilities(evidence) == pytest.approx(model.probabilities(evidence))
+    data = model.to_json()
+    data["small_catalogue"]["weights"] = [1.0, float("nan"), 0.0, 0.0, 0.0]
+    (tmp_path / "bad.json").write_text(json.dumps(data))
+    with pytest.raises(ModelLoadError, match="small_catalogue"):
+        DecisionModel.load(tmp_path / "bad.json")
+
+
+def test_fit_small_refuses_a_model_for_every_size_and_large_catalogues_only():
+    model = DecisionModel.fit(_examples(300))
+    with pytest.raises(ConfigError, match="every size"):
+        model.fit_small(_small_examples(60))
+    model.min_catalogue_tools = 50
+    with pytest.raises(ConfigError, match="under 50 tools"):
+        model.fit_small(_examples(60))  # 50-tool routes: none for the small part
+
+
 def test_the_shipped_decision_model_loads_and_names_its_selector():
     model = default_decision()
     assert model is not None, "gentool_router/data/decision.json must ship with the package"
@@ -144,10 +209,10 @@ def test_the_shipped_decision_model_loads_and_names_its_selector():
 def test_the_real_suite_is_held_out_from_training_and_fitting():
     """Tool- and query-disjoint: no suite query in the shipped selector's training data or a fitting set, no
     suite target tool fitted on (gentool_router_train.real_sets.check_disjoint)."""
-    from gentool_router_train.real_sets import FIT_SETS, SUITE_SETS, build_set, check_disjoint
+    from gentool_router_train.real_sets import FIT_SETS, SMALL_FIT_SETS, SUITE_SETS, build_set, check_disjoint
 
     suite = {n: build_set(n) for n in SUITE_SETS}
-    fit = {n: build_set(n) for n in FIT_SETS}
+    fit = {n: build_set(n) for n in [*FIT_SETS, *SMALL_FIT_SETS]}
     assert all(len(cases) >= 50 for cases in suite.values())
     assert check_disjoint(suite, fit) == []
     # the check itself can fail: a fitting query copied into the suite is caught
@@ -172,9 +237,16 @@ def test_the_router_decides_with_the_shipped_model_and_explains(embedder, select
     assert route.timings.decide >= 0  # measured, not asserted: BENCHMARKS.md (a slow host took 73 ms once)
     packaged.set_decision(None)
     assert packaged.route("Will it rain in Oslo tomorrow?").decided_by == "selector"
-    # the shipped model was fitted on catalogues of 50 tools and more: a handful of tools stays the selector's
+    # the main part was fitted on catalogues of 50 tools and more; a handful of tools is the small part's
     small = ToolRouter.from_tools(SMALL_TOOLS, embedder=embedder, selector=selector)
     assert small.decision is not None and small.decision.min_catalogue_tools == 50
+    route = small.route("Will it rain in Oslo tomorrow?")
+    assert route.decided_by == "decision" and route.explanation["part"] == "small_catalogue"
+    assert abs(sum(c.score for c in route.ranking) - 1) < 1e-6
+    assert {o["name"] for o in route.explanation["options"]} == {*route.evidence.names, "generate_response"}
+    # a decision model without a small part leaves small catalogues to the selector's own threshold
+    main_only = DecisionModel.from_json({**small.decision.to_json(), "small_catalogue": None})
+    small.set_decision(main_only)
     assert small.route("Will it rain in Oslo tomorrow?").decided_by == "selector"
 
 
@@ -221,6 +293,11 @@ def test_calibrate_end_to_end_then_route_explain(tmp_path):
     assert result.exit_code == 0, result.output
     # the evidence table: each scored candidate's cosine, rank, BM25 score and selector gap, and the reasons
     assert "decided by: the decision model" in result.output and "gap  strongest reasons" in result.output
+    # without a calibrated model in the index folder, the shipped one's small-catalogue part decides six tools
+    plain = tmp_path / "plain"
+    assert runner.invoke(main, ["index", str(tools), "--out", str(plain), "--quiet"]).exit_code == 0
+    result = runner.invoke(main, ["route", "--index", str(plain), "--explain", "Will it rain in Lisbon on Friday?"])
+    assert result.exit_code == 0 and "small-catalogue part" in result.output, result.output
     result = runner.invoke(main, ["route", "--index", str(tmp_path / "idx"), "--json", "--explain", "hi"])
     data = json.loads(result.output.strip().splitlines()[-1])
     assert data["decided_by"] == "decision" and data["explanation"]["options"]

@@ -512,6 +512,28 @@ def test_the_gateway_without_the_extra_names_it(monkeypatch, tmp_path):
     assert result.output.strip() == 'Error: mcp-gateway needs the "mcp" extra: pip install "gentool-router[mcp]"'
 
 
+def test_the_reason_names_what_ranked_first_for_a_tool_and_for_no_tool():
+    """The reason text of each kind of route, on routes made here (the slow test below cannot choose which kind
+    the packaged model gives)."""
+    from gentool_router.mcp_gateway import _reason
+    from gentool_router.results import Candidate, Choice, Route, StageTimings
+    from gentool_router.tools import NO_TOOL, Tool
+
+    weather = Tool("get_weather", "Weather forecast for a city")
+    candidates = (Candidate(weather, 0, 0.5),)
+    timings = StageTimings(0.0, 0.0, 0.0)
+
+    def route(tool: Tool | None, ranking: list[tuple[str, float]], decided_by: str = "decision") -> Route:
+        return Route("q", tool, tuple(Choice(n, p) for n, p in ranking), candidates, timings, decided_by=decided_by)
+
+    assert _reason(route(None, [(NO_TOOL, 0.8), ("get_weather", 0.2)])) == (
+        "no tool fits: answering without a tool ranked first (0.80), above get_weather (0.20)")
+    assert _reason(route(weather, [("get_weather", 0.7), (NO_TOOL, 0.3)])) == (
+        "get_weather ranked first (0.70), above answering without a tool (0.30)")
+    assert _reason(route(weather, [("get_weather", 0.5)], "retrieval")).startswith(
+        "get_weather is the nearest tool to the request; retrieval alone never answers 'no tool'")
+
+
 def test_help_does_not_import_the_mcp_sdk():
     code = ("import sys; from click.testing import CliRunner; from gentool_router.cli import main; "
             "assert CliRunner().invoke(main, ['mcp-gateway', '--help']).exit_code == 0; "
@@ -522,8 +544,9 @@ def test_help_does_not_import_the_mcp_sdk():
 # ------------------------------------------------------------------------------------------------- slow
 @pytest.mark.slow
 async def test_the_gateway_with_the_shipped_selector_routes_as_the_embedded_router(tmp_path, embedder, selector):
-    """Default settings (the packaged selector and its no-tool threshold: 13 tools is below the decision model's
-    catalogue size): the gateway's answers are the embedded router's, a tool or none with the reason."""
+    """Default settings (the packaged selector; 13 tools is below the decision model's main part's catalogue size,
+    so its small-catalogue part decides): the gateway's answers are the embedded router's, a tool or none with the
+    reason."""
     router, _ = await embedded_router(embedder=embedder, selector=selector)
     requests = [*ROUTES, "What time is it in Tokyo right now?", "Write a short poem about the sea",
                 "thanks, that's all"]
@@ -533,7 +556,7 @@ async def test_the_gateway_with_the_shipped_selector_routes_as_the_embedded_rout
             found = (await client.call_tool("find_tools", {"request": request})).structuredContent
             route = router.route(request)
             assert found["tool"] == (route.tool.name if route.tool else None), request
-            assert found["decided_by"] == route.decided_by == "selector"
+            assert found["decided_by"] == route.decided_by == "decision"
             ranked = [c for c in route.ranking if c.name != "generate_response"]
             assert [c["name"] for c in found["candidates"]] == [c.name for c in ranked]
             assert [c["score"] for c in found["candidates"]] == pytest.approx([c.score for c in ranked], abs=0.02)
@@ -541,5 +564,5 @@ async def test_the_gateway_with_the_shipped_selector_routes_as_the_embedded_rout
                                               is None else f"{found['tool']} ranked first (")
             answers.append(found["tool"])
     # both kinds of answer went through the gateway (the poem and the thanks ask for no tool; which of them the
-    # selector abstains on is the model's business, measured in BENCHMARKS.md, not here)
+    # router abstains on is the model's business, measured in BENCHMARKS.md, not here)
     assert None in answers and any(answers)

@@ -29,7 +29,7 @@ from gentool_router.tools import Tool
 from .public_cases import parse_tool_lines
 from .sources import DATA_DIR, _lines, load_sources, public_eval_queries, query_key
 
-__all__ = ["SUITE_SETS", "FIT_SETS", "ABLATION_SETS", "build_set", "catalogue", "check_disjoint", "api_bank_calls",
+__all__ = ["SUITE_SETS", "FIT_SETS", "SMALL_FIT_SETS", "ABLATION_SETS", "build_set", "catalogue", "check_disjoint", "api_bank_calls",
            "trained_configs", "DEFAULT_LIMIT"]
 
 #: Cases per set unless a set has fewer (200 cases: a 95% interval of about ±6 points).
@@ -243,10 +243,14 @@ def _metatool_unused(heldout: bool) -> list[tuple[int, str, str]]:
             and (t in exposure.heldout_tools) == heldout]
 
 
-def _metatool_single(limit: int) -> list[dict[str, Any]]:
+def _metatool_single_rows(limit: int) -> list[tuple[int, str, str]]:
     rows = _spread([(r, r[2]) for r in _metatool_unused(heldout=True)], 8, "metatool_single")
-    rows = _sample(rows, limit, "metatool_single")
-    return [_case("metatool_single", i, "tool", q, t, "metatool") for i, (_, q, t) in enumerate(rows)]
+    return _sample(rows, limit, "metatool_single")
+
+
+def _metatool_single(limit: int) -> list[dict[str, Any]]:
+    return [_case("metatool_single", i, "tool", q, t, "metatool")
+            for i, (_, q, t) in enumerate(_metatool_single_rows(limit))]
 
 
 def _metatool_near_miss(limit: int) -> list[dict[str, Any]]:
@@ -320,13 +324,38 @@ def _seal_fit(limit: int, near_miss: bool) -> list[dict[str, Any]]:
     return [_case(set_name, i, "tool", q, t, "seal-tools") for i, (_, q, t) in enumerate(rows)]
 
 
-def _metatool_fit(limit: int, near_miss: bool) -> list[dict[str, Any]]:
+def _metatool_fit_rows(limit: int) -> list[tuple[int, str, str]]:
     rows = _spread([(r, r[2]) for r in _metatool_unused(heldout=False)], 3, "fit_metatool")
-    rows = _sample(rows, limit, "fit_metatool")
+    return _sample(rows, limit, "fit_metatool")
+
+
+def _metatool_fit(limit: int, near_miss: bool) -> list[dict[str, Any]]:
+    rows = _metatool_fit_rows(limit)
     if near_miss:
         return [_case("fit_metatool_near_miss", i, "near_miss", q, None, "metatool", exclude=(t,))
                 for i, (_, q, t) in enumerate(rows)]
     return [_case("fit_metatool", i, "tool", q, t, "metatool") for i, (_, q, t) in enumerate(rows)]
+
+
+def _ten_tools(target: str | None, salt: str) -> list[dict[str, Any]]:
+    """A ten-tool MetaTool catalogue (an agent's handful of tools): ``target`` (if any) and tools drawn with a
+    fixed seed, in name order."""
+    tools = {t.name: t for t in _metatool_tools()}
+    others = random.Random(f"{_SEED}:{salt}").sample(sorted(n for n in tools if n != target), 10 - bool(target))
+    return [tools[n].to_dict() for n in sorted([*([target] if target else []), *others])]
+
+
+def _metatool_ten(set_name: str, rows: list[tuple[int, str, str]]) -> list[dict[str, Any]]:
+    """MetaTool requests, each in a catalogue of its tool and nine others (the counterpart of the ten-tool near
+    misses, where the right tool is absent)."""
+    return [_case(set_name, i, "tool", q, t, None, _ten_tools(t, f"{set_name}:{i}")) for i, (_, q, t) in enumerate(rows)]
+
+
+def _chat_ten(parity: int, set_name: str, limit: int) -> list[dict[str, Any]]:
+    """The project's no-tool messages (odd ids fit, even ids held out), each over ten MetaTool tools."""
+    rows = _sample(out_of_scope_queries("fit" if parity == 1 else "held_out"), limit, set_name)
+    return [_case(set_name, i, "out_of_scope", r["query"], None, None, _ten_tools(None, f"{set_name}:{i}"))
+            for i, r in enumerate(rows)]
 
 
 def _reliability_fit(limit: int) -> list[dict[str, Any]]:
@@ -348,6 +377,9 @@ SUITE_SETS: dict[str, tuple[str, Callable[[int], list[dict[str, Any]]]]] = {
     "out_of_scope_awareness": ("out_of_scope", lambda n: _awareness(0, "out_of_scope_awareness", n)),
     "out_of_scope_chat": ("out_of_scope", lambda n: _chat(0, "out_of_scope_chat", "examples", n)),
     "examples_out_of_scope": ("out_of_scope", lambda n: _examples("out_of_scope", "examples_out_of_scope")),
+    # an agent's handful of tools: ten MetaTool tools a case (the ten-tool near misses above are the third kind)
+    "metatool_single_ten": ("tool", lambda n: _metatool_ten("metatool_single_ten", _metatool_single_rows(n))),
+    "out_of_scope_chat_ten": ("out_of_scope", lambda n: _chat_ten(0, "out_of_scope_chat_ten", n)),
 }
 
 #: What the shipped decision model is fitted on.
@@ -360,13 +392,21 @@ FIT_SETS: dict[str, tuple[str, Callable[[int], list[dict[str, Any]]]]] = {
     "fit_examples_tool": ("tool", lambda n: _examples_fit("tool", "fit_examples_tool")),
 }
 
+#: What the shipped decision model's small-catalogue part is fitted on (catalogues under 50 tools, where the main
+#: model's catalogue-relative evidence says little; ``DecisionModel.fit_small``): ten-tool catalogues with the right
+#: tool, without it, and with a message that needs none.
+SMALL_FIT_SETS: dict[str, tuple[str, Callable[[int], list[dict[str, Any]]]]] = {
+    "fit_metatool_ten": ("tool", lambda n: _metatool_ten("fit_metatool_ten", _metatool_fit_rows(n))),
+    "fit_metatool_reliability": ("near_miss", _reliability_fit),
+    "fit_out_of_scope_chat_ten": ("out_of_scope", lambda n: _chat_ten(1, "fit_out_of_scope_chat_ten", n)),
+}
+
 #: Fitting sets measured and left out of the shipped fit (BENCHMARKS.md, "Real catalogues"): near misses made by
 #: removing the right tool are often answerable by a near-duplicate tool (noisy labels that teach abstaining on
-#: right tools), the hand-written near misses over the bundled catalogue cost its tool cases more than they
-#: gain, and MetaTool's ten-tool near-miss lists are small catalogues, which the router leaves to the selector.
+#: right tools) and the hand-written near misses over the bundled catalogue cost its tool cases more than they
+#: gain. (MetaTool's ten-tool near-miss lists are small catalogues: ``SMALL_FIT_SETS``.)
 #: ``benchmarks/real_suite.py --fit-extra NAME`` fits with them.
 ABLATION_SETS: dict[str, tuple[str, Callable[[int], list[dict[str, Any]]]]] = {
-    "fit_metatool_reliability": ("near_miss", _reliability_fit),
     "fit_seal_near_miss": ("near_miss", lambda n: _seal_fit(n, near_miss=True)),
     "fit_metatool_near_miss": ("near_miss", lambda n: _metatool_fit(n, near_miss=True)),
     "fit_examples_near_miss": ("near_miss", lambda n: _examples_fit("near_miss", "fit_examples_near_miss")),
@@ -375,7 +415,7 @@ ABLATION_SETS: dict[str, tuple[str, Callable[[int], list[dict[str, Any]]]]] = {
 
 def build_set(name: str, limit: int = DEFAULT_LIMIT) -> list[dict[str, Any]]:
     """The cases of one suite or fitting set (deterministic)."""
-    sets = {**SUITE_SETS, **FIT_SETS, **ABLATION_SETS}
+    sets = {**SUITE_SETS, **FIT_SETS, **SMALL_FIT_SETS, **ABLATION_SETS}
     if name not in sets:
         raise KeyError(f"unknown set {name!r}: choose from {', '.join(sets)}")
     cases = sets[name][1](limit)

@@ -129,9 +129,13 @@ def _print_explanation(route: Any) -> None:
     if route.decided_by != "decision":
         click.echo(f"     decided by: {route.decided_by} ({explanation.get('note', '')})")
         return
-    click.echo("     decided by: the decision model over retrieval, BM25 and the selector "
-               f"(catalogue similarity mean {explanation['similarity_mean']:.2f}, sd {explanation['similarity_std']:.2f}; "
-               f"BM25 best: {explanation['lexical_best_name'] or '-'})")
+    if explanation.get("part") == "small_catalogue":
+        click.echo("     decided by: the decision model's small-catalogue part (the selector's gaps and the cosines "
+                   "against a no-tool score from the query classifier and the best cosine)")
+    else:
+        click.echo("     decided by: the decision model over retrieval, BM25 and the selector (catalogue similarity "
+                   f"mean {explanation['similarity_mean']:.2f}, sd {explanation['similarity_std']:.2f}; "
+                   f"BM25 best: {explanation['lexical_best_name'] or '-'})")
     click.echo(f"       {'option':<32} {'p':>5}  {'cos':>5} {'rank':>4} {'bm25':>5} {'gap':>6}  strongest reasons")
     for option in explanation["options"]:
         reasons = sorted(option["contributions"].items(), key=lambda kv: -abs(kv[1]))[:3]
