@@ -21,7 +21,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from compare_arithmetic import read_cache  # noqa: E402
-from real_suite import ROOT, _evidence, embed_queries, predictions, synthetic_sets  # noqa: E402
+from real_suite import ROOT, _evidence, embed_queries, predictions, prune, synthetic_sets  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -29,6 +29,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("exact", type=Path, help="Cache of the exact arithmetic (base + run-time LoRA).")
     parser.add_argument("fast", type=Path, help="Cache of the fast arithmetic (merged q8_0, flash attention).")
     parser.add_argument("--limit", type=int, default=200)
+    parser.add_argument("--sets", nargs="*", help="Only these suite sets (default: all, and the synthetic sample of "
+                                                  "--synthetic).")
+    parser.add_argument("--synthetic", type=Path, default=ROOT / "data" / "gentool-v2",
+                        help="The generate-data folder of the synthetic sample (left out when missing).")
+    parser.add_argument("--prune-margin", type=lambda v: None if v == "none" else float(v), default=None,
+                        help="Replay the router's candidate pruning on both caches (default: every candidate).")
     args = parser.parse_args(argv)
 
     from gentool_router.artefact import ArtefactMetadata
@@ -39,8 +45,9 @@ def main(argv: list[str] | None = None) -> int:
 
     decision = default_decision()
     threshold = float(ArtefactMetadata.from_gguf(ADAPTER_FILE).no_tool_score or 0.0)
-    sets = {n: build_set(n, args.limit) for n in SUITE_SETS}
-    sets["synthetic_test"] = synthetic_sets(ROOT / "data" / "gentool-v2", args.limit)[0]
+    sets = {n: build_set(n, args.limit) for n in args.sets or SUITE_SETS}
+    if not args.sets and (args.synthetic / "test.jsonl").is_file():
+        sets["synthetic_test"] = synthetic_sets(args.synthetic, args.limit)[0]
     exact: dict[str, list[dict[str, Any]]] = {}
     fast: dict[str, list[dict[str, Any]]] = {}
     for name, cases in sets.items():
@@ -48,6 +55,8 @@ def main(argv: list[str] | None = None) -> int:
         both = [c for c in cases if c["id"] in a and c["id"] in b]
         exact[name] = [{**c, **a[c["id"]]} for c in both]
         fast[name] = [{**c, **b[c["id"]]} for c in both]
+    if args.prune_margin is not None:
+        exact, fast = prune(exact, args.prune_margin), prune(fast, args.prune_margin)
     embed_queries(exact)
     embed_queries(fast)
 
