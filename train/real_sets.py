@@ -6,7 +6,8 @@ Every case is a user request routed over a real catalogue, as in use: the whole 
 * ``SUITE_SETS``: held out. Their queries are none that ``generate-data`` can put in a measured selector's
   training data (:func:`trained_configs`, :func:`~gentool_router_train.simulate.training_exposure`), and none of their queries or target
   tools is in a fitting set (:func:`check_disjoint`, run by the tests and by the benchmark).
-* ``FIT_SETS``: what the shipped decision model is fitted on (``benchmarks/real_suite.py --fit``).
+* ``FIT_SETS``: what the shipped decision model is fitted on (``benchmarks/real_suite.py --fit``), and
+  ``SMALL_FIT_SETS``: what its small-catalogue part is fitted on (``--fit-small``; ten-tool catalogues).
 
 A case: ``{"id", "set", "kind" ("tool" | "near_miss" | "out_of_scope"), "query", "expected" (tool name or None),
 "catalogue" (a catalogue name, or None with "tools" of its own), "exclude" (tools left out of the catalogue
@@ -29,8 +30,8 @@ from gentool_router.tools import Tool
 from .public_cases import parse_tool_lines
 from .sources import DATA_DIR, _lines, load_sources, public_eval_queries, query_key
 
-__all__ = ["SUITE_SETS", "FIT_SETS", "SMALL_FIT_SETS", "ABLATION_SETS", "build_set", "catalogue", "check_disjoint", "api_bank_calls",
-           "trained_configs", "DEFAULT_LIMIT"]
+__all__ = ["SUITE_SETS", "FIT_SETS", "SMALL_FIT_SETS", "ABLATION_SETS", "build_set", "catalogue", "check_disjoint",
+           "api_bank_calls", "trained_configs", "DEFAULT_LIMIT"]
 
 #: Cases per set unless a set has fewer (200 cases: a 95% interval of about ±6 points).
 DEFAULT_LIMIT = 200
