@@ -35,15 +35,16 @@ def main(argv: list[str] | None = None) -> int:
                         help="The generate-data folder of the synthetic sample (left out when missing).")
     parser.add_argument("--prune-margin", type=lambda v: None if v == "none" else float(v), default=None,
                         help="Replay the router's candidate pruning on both caches (default: every candidate).")
+    parser.add_argument("--decision", type=Path, help="A decision model file (default: the shipped one).")
     args = parser.parse_args(argv)
 
     from gentool_router.artefact import ArtefactMetadata
-    from gentool_router.decision import default_decision
+    from gentool_router.decision import DecisionModel, default_decision
     from gentool_router.models import ADAPTER_FILE
     from gentool_router.prompt import choice_probabilities
     from gentool_router_train.real_sets import SUITE_SETS, build_set
 
-    decision = default_decision()
+    decision = DecisionModel.load(args.decision) if args.decision is not None else default_decision()
     threshold = float(ArtefactMetadata.from_gguf(ADAPTER_FILE).no_tool_score or 0.0)
     sets = {n: build_set(n, args.limit) for n in args.sets or SUITE_SETS}
     if not args.sets and (args.synthetic / "test.jsonl").is_file():

@@ -33,6 +33,8 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
+from gentool_router.decision import expected_calibration_error
+
 ROOT = Path(__file__).resolve().parents[1]
 #: LlamaSelector options of each arithmetic the suite can measure.
 ARITHMETIC: dict[str, dict[str, bool]] = {"merged": {"merge_adapter": True, "flash_attn": True},
@@ -193,6 +195,13 @@ def _evidence(record: dict[str, Any], decision: Any) -> Any:
     return decision.with_query(evidence, record["vector"]) if decision is not None and "vector" in record else evidence
 
 
+def _held_out_group(name: str, fit: dict[str, list[dict[str, Any]]]) -> str | None:
+    """Which routes the decision model's temperature is fitted on as predicted by a model fitted without them: each
+    fitting set with tools, one at a time (a catalogue the model was not fitted on, as a user's is); the no-tool
+    messages are always fitted on (they look alike over any catalogue, and without them a model cannot abstain)."""
+    return None if fit[name] and fit[name][0]["kind"] == "out_of_scope" else name
+
+
 def predictions(record: dict[str, Any], decision: Any, no_tool_score: float) -> dict[str, str | None]:
     """What each method answers for one cached route (a tool name, or None for no tool)."""
     evidence = _evidence(record, decision)
@@ -204,19 +213,6 @@ def predictions(record: dict[str, Any], decision: Any, no_tool_score: float) -> 
     oracle = record["expected"] if record["expected"] in (retrieval, fixed) else router
     return {"router": router, "selector_fixed": fixed, "selector_best": by_gap.name, "retrieval": retrieval,
             "lexical": evidence.lexical_best_name, "oracle": oracle}
-
-
-def expected_calibration_error(pairs: list[tuple[float, bool]], bins: int = 10) -> float:
-    """ECE of the chosen option's probability: the gap between confidence and accuracy, weighted over bins."""
-    total, error = len(pairs), 0.0
-    for b in range(bins):
-        low, high = b / bins, (b + 1) / bins
-        chosen = [(p, ok) for p, ok in pairs if low < p <= high or (b == 0 and p == 0)]
-        if chosen:
-            confidence = sum(p for p, _ in chosen) / len(chosen)
-            accuracy = sum(ok for _, ok in chosen) / len(chosen)
-            error += len(chosen) / total * abs(confidence - accuracy)
-    return error
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -424,7 +420,7 @@ def main(argv: list[str] | None = None) -> int:
     routed = gather(wanted, args.cache, args.threads, args.adapter, args.model, args.arithmetic, args.prune_margin)
     identity, no_tool_score = routed.pop("_identity"), routed.pop("_no_tool_score")  # type: ignore[arg-type]
     identity = {k: v for k, v in identity.items()  # type: ignore[union-attr]
-                if k not in ("candidates", "prune_margin", "confirm_margin")}
+                if k not in ("candidates", "prune_margin", "confirm_margin", "arithmetic")}
     if args.gather_only:
         return 0
     routed = prune(routed, args.prune_margin)
@@ -436,7 +432,8 @@ def main(argv: list[str] | None = None) -> int:
         examples = [LabelledEvidence(_evidence(r, None), r["expected"], r["kind"]) for r in fitted]
         vectors = [r["vector"] for r in fitted]
         decision = DecisionModel.fit(examples, identity=identity, query_vectors=vectors,
-                                     kind_weights={"out_of_scope": args.out_of_scope_weight})
+                                     kind_weights={"out_of_scope": args.out_of_scope_weight},
+                                     groups=[_held_out_group(n, fit) for n in fit for _ in routed[n]])
         decision.report["fitted_on"] = {n: len(routed[n]) for n in fit}
         decision.report["selector_arithmetic"] = args.arithmetic  # the scores it was fitted on, and the pruning
         decision.report["prune_margin"] = args.prune_margin

@@ -6,7 +6,9 @@ labelled queries fix that. Each labelled query is routed once as it is; with ``n
 tool once more with that tool removed from the catalogue (the right answer becomes no tool: useful where the
 catalogue has no near-duplicate tools, noisy where it has; off by default); and the
 bundled no-tool queries (the fitting half, ``examples.out_of_scope_queries("fit")``) are routed over your
-catalogue, so the router keeps answering chit-chat without a tool.
+catalogue, so the router keeps answering chit-chat without a tool. The model's temperature (how sure its
+probabilities are) is fitted on each fifth of the labels as predicted by the model fitted on the rest: a fit on a few
+dozen labels is surer of itself than it has reason to be on queries it has not seen.
 
 A label file is JSONL, one ``{"query": "...", "expected": "tool_name" or null}`` a line (``"tool"`` is accepted
 for ``"expected"``).
@@ -16,6 +18,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, Callable, Iterable, Sequence
 
 from .decision import DecisionModel, LabelledEvidence, default_decision, selector_identity
@@ -27,6 +30,10 @@ from .selector import LlamaSelector
 from .tools import NO_TOOL
 
 __all__ = ["Label", "load_labels", "calibrate"]
+
+#: The labels are split into this many folds to fit the decision model's temperature on predictions of labels it
+#: was not fitted on (``DecisionModel.fit(groups=...)``).
+FOLDS = 5
 
 
 @dataclass(frozen=True)
@@ -83,20 +90,24 @@ def calibrate(
     if not isinstance(selector, LlamaSelector):
         raise ConfigError("calibrate fits a decision over the llama.cpp selector's scores: the router has "
                           f"a {type(selector).__name__}")
-    jobs: list[tuple[str, str | None, tuple[str, ...], str]] = []
-    for label in labels:
-        jobs.append((label.query, label.expected, (), "tool" if label.expected else "out_of_scope"))
+    # each job: query, right answer, tools taken out, kind, and its fold (None: the bundled no-tool queries, always
+    # fitted on): a label and its near miss share a fold
+    jobs: list[tuple[str, str | None, tuple[str, ...], str, str | None]] = []
+    for number, label in enumerate(labels):
+        fold = f"fold {number % FOLDS}"
+        jobs.append((label.query, label.expected, (), "tool" if label.expected else "out_of_scope", fold))
         if near_misses and label.expected is not None and len(router.index) > 1:
-            jobs.append((label.query, None, (label.expected,), "near_miss"))
+            jobs.append((label.query, None, (label.expected,), "near_miss", fold))
     if bundled_out_of_scope:
-        jobs.extend((row["query"], None, (), "out_of_scope") for row in out_of_scope_queries("fit"))
-    examples, vectors = [], []
-    for (query, expected, exclude, kind), vector in zip(progress(jobs), router.index.embedder.embed_queries(
+        jobs.extend((row["query"], None, (), "out_of_scope", None) for row in out_of_scope_queries("fit"))
+    examples, vectors, folds = [], [], []
+    for (query, expected, exclude, kind, fold), vector in zip(progress(jobs), router.index.embedder.embed_queries(
             [job[0] for job in jobs])):
         route = router.route(query, exclude=exclude)
         if route.evidence is not None:
             examples.append(LabelledEvidence(route.evidence, expected, kind))
             vectors.append(vector)
+            folds.append(fold)
     identity = selector_identity(selector.model_path, selector.adapter_path, router.index.embedder.model_id)
     # the query classifier (does a query ask for a tool at all) does not depend on the catalogue: a few labels
     # cannot refit it, so the shipped one is kept when it reads this embedder's vectors
@@ -105,8 +116,12 @@ def calibrate(
     if (shipped is not None and shipped.query_weights is not None
             and shipped.identity.get("embedder") == router.index.embedder.model_id):
         kept = (shipped.query_weights, shipped.query_bias)
-    model = DecisionModel.fit(examples, identity=identity, query_vectors=vectors if kept is not None else None,
-                              query_classifier=kept)
+    fit = partial(DecisionModel.fit, examples, identity=identity,
+                  query_vectors=vectors if kept is not None else None, query_classifier=kept)
+    try:  # the temperature from each fold's labels as predicted by the model fitted on the others: new queries
+        model = fit(groups=folds)
+    except ConfigError:  # a fold's complement too small to fit: the temperature from the fitting routes themselves
+        model = fit()
     model.report["fitted_on"] = {"labels": len(labels), "routes": len(jobs),
                                  "near_misses": near_misses, "bundled_out_of_scope": bundled_out_of_scope}
     return model

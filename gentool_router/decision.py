@@ -5,7 +5,12 @@ found. The decision model is a conditional logit (McFadden): each candidate gets
 evidence (``evidence.CANDIDATE_FEATURES``), answering without a tool the utility ``v · z``
 (``evidence.NONE_FEATURES``), and the probabilities are the softmax over them. Fitted by maximum likelihood,
 the probabilities are calibrated on data like the fitting data; the operating point (an offset on the no-tool
-utility) is then chosen on the fitting data's risk–coverage curve.
+utility) is then chosen on the fitting data's risk–coverage curve. Moving the operating point (and weighting the
+kinds) moves the probabilities away from what they mean, and a router meets catalogues it was not fitted on, where
+it is surer than it should be; so last a temperature is fitted by maximum likelihood, on the fitting routes or (given
+groups) on each group's routes as predicted by the model fitted without them. The utilities are divided by it
+before the softmax: no decision changes, and the probabilities come back in line with how often the chosen answer
+is right (BENCHMARKS.md, "Calibrated per part").
 
 Catalogues smaller than ``min_catalogue_tools`` (an agent's handful of tools) have their own small part: a
 similarity scale over ten tools says little, so there the utilities weigh only each candidate's selector gap and
@@ -44,7 +49,7 @@ from .tools import NO_TOOL
 
 __all__ = ["DecisionModel", "LabelledEvidence", "DECISION_VERSION", "DEFAULT_DECISION_FILE", "default_decision",
            "file_fingerprint", "DecisionMismatchError", "selector_identity", "SMALL_CANDIDATE_FEATURES",
-           "SMALL_NONE_FEATURES"]
+           "SMALL_NONE_FEATURES", "expected_calibration_error", "TEMPERATURE_BOUNDS"]
 
 DECISION_FORMAT = "gentool-router-decision"
 #: Bumped when the features or the model's form change: older files are refused.
@@ -55,6 +60,11 @@ DEFAULT_DECISION_FILE = Path(__file__).with_name("data") / "decision.json"
 #: right tools far better than by the gaps alone: BENCHMARKS.md, "Small catalogues").
 SMALL_CANDIDATE_FEATURES = ("selector_gap", "cosine")
 SMALL_NONE_FEATURES = ("bias", "needs_tool", "top_cosine")
+
+
+#: The fitted temperature stays within these: a modest correction of the probabilities' scale. Routes that a few
+#: labels separate perfectly (``calibrate`` on a small file) would otherwise drive it to zero: certainty everywhere.
+TEMPERATURE_BOUNDS = (0.5, 2.0)
 
 
 class DecisionMismatchError(ModelLoadError):
@@ -101,6 +111,8 @@ class DecisionModel:
         candidate_weights / none_weights: Weights of the standardised features.
         candidate_mean / candidate_scale / none_mean / none_scale: Standardisation fitted with the weights.
         none_offset: Added to the no-tool utility: the operating point on the risk–coverage curve.
+        temperature: The main part's utilities are divided by it before the softmax (calibration; no decision
+            depends on it).
         identity: The selector and embedder the evidence came from (see :meth:`check_matches`).
         report: How it was fitted (counts, accuracy, risk–coverage curve), for people.
     """
@@ -124,6 +136,9 @@ class DecisionModel:
     small_weights: np.ndarray | None = None
     #: Added to the small part's no-tool utility: its operating point.
     small_offset: float = 0.0
+    temperature: float = 1.0
+    #: The small part's temperature (its probabilities are calibrated apart: the two parts' errors must not cancel).
+    small_temperature: float = 1.0
 
     def applies_to(self, evidence: RouteEvidence) -> bool:
         """Whether this model decides a route with this evidence (see :attr:`min_catalogue_tools`)."""
@@ -169,9 +184,12 @@ class DecisionModel:
     def probabilities(self, evidence: RouteEvidence) -> list[float]:
         """Probability of each candidate being the right answer, then of no tool (last), summing to 1."""
         cand, none = self.utilities(evidence)
-        values = np.append(cand, none)
+        values = np.append(cand, none) / self._temperature(evidence)
         values = np.exp(values - values.max())
         return (values / values.sum()).tolist()
+
+    def _temperature(self, evidence: RouteEvidence) -> float:
+        return self.small_temperature if self._small(evidence) and self.small_weights is not None else self.temperature
 
     def explain(self, evidence: RouteEvidence) -> dict[str, Any]:
         """Each option's features, their weighted contributions and its probability: why a tool won or none did
@@ -193,6 +211,7 @@ class DecisionModel:
                         "contributions": {**dict(zip(NONE_FEATURES, contributions.tolist())),
                                           "operating_point": self.none_offset}})
         return {"options": sorted(options, key=lambda o: -o["probability"]), "part": "main",
+                "temperature": self.temperature,
                 "similarity_mean": evidence.similarity_mean, "similarity_std": evidence.similarity_std,
                 "lexical_best": evidence.lexical_best, "lexical_best_name": evidence.lexical_best_name}
 
@@ -210,6 +229,7 @@ class DecisionModel:
                         "contributions": {**dict(zip(SMALL_NONE_FEATURES, (z * self.small_weights[split:]).tolist())),
                                           "operating_point": self.small_offset}})
         return {"options": sorted(options, key=lambda o: -o["probability"]), "part": "small_catalogue",
+                "temperature": self.small_temperature,
                 "similarity_mean": evidence.similarity_mean, "similarity_std": evidence.similarity_std,
                 "lexical_best": evidence.lexical_best, "lexical_best_name": evidence.lexical_best_name}
 
@@ -218,8 +238,8 @@ class DecisionModel:
                   kind_weights: dict[str, float] | None = None) -> None:
         """Fit the small-catalogue part on routes over small catalogues (its evidence with ``needs_tool`` from
         this model's query classifier), each kind weighted equally, times ``kind_weights`` (a kind missing from it
-        counts 1); the operating point then maximises that weighted accuracy, as for the main part. The main part
-        is kept as it is."""
+        counts 1); the operating point then maximises that weighted accuracy, and the temperature is fitted last, as
+        for the main part. The main part is kept as it is."""
         if self.min_catalogue_tools == 0:
             raise ConfigError("this decision model decides in catalogues of every size: a small-catalogue part "
                               "would never be used (set min_catalogue_tools first)")
@@ -241,24 +261,27 @@ class DecisionModel:
         weights = _kind_weights([e.kind for e in usable])
         if kind_weights:
             weights = weights * np.array([kind_weights.get(e.kind, 1.0) for e in usable])
-        self.small_weights, self.small_offset = _minimise(x, mask, z, labels, weights, l2), 0.0
+        self.small_weights = _minimise(x, mask, z, labels, weights, l2)
+        self.small_offset, self.small_temperature = 0.0, 1.0
         curve = self._operating_curve(usable, weights, small=True)
         best = max(curve, key=lambda point: (round(point["weighted_accuracy"], 6), -abs(point["offset"])))
         self.small_offset = best["offset"]
+        calibration = self._fit_temperature(usable, small=True)
         self.report["small_catalogue"] = {
             "examples": len(usable), "skipped_not_retrieved": len(examples) - len(usable),
             "kinds": {k: sum(1 for e in usable if e.kind == k) for k in sorted({e.kind for e in usable})},
             "l2": l2, "kind_weights": dict(kind_weights or {}), "offset": self.small_offset,
             "weights": dict(zip([*SMALL_CANDIDATE_FEATURES, *(f"none_{n}" for n in SMALL_NONE_FEATURES)],
                                 self.small_weights.tolist())),
-            "weighted_accuracy": float(best["weighted_accuracy"]),
+            "weighted_accuracy": float(best["weighted_accuracy"]), "calibration": calibration,
             "risk_coverage": [p for p in curve if abs(p["offset"] * 2 - round(p["offset"] * 2)) < 1e-9]}
 
     @classmethod
     def fit(cls, examples: Sequence[LabelledEvidence], *, identity: dict[str, Any] | None = None,
             l2: float = 1.0, balance_kinds: bool = False, kind_weights: dict[str, float] | None = None,
             choose_operating_point: bool = True, query_vectors: Any = None,
-            query_classifier: tuple[np.ndarray, float] | None = None) -> "DecisionModel":
+            query_classifier: tuple[np.ndarray, float] | None = None,
+            groups: Sequence[str | None] | None = None) -> "DecisionModel":
         """Fit by penalised maximum likelihood (L-BFGS); examples whose right tool was not retrieved are skipped.
 
         Each example counts once by default, so the probabilities are calibrated for a mix like the fitting data's;
@@ -268,7 +291,15 @@ class DecisionModel:
         ``query_vectors`` (one embedding per example): first fit the query classifier (does the query ask for a
         tool at all: every kind but ``out_of_scope``), then use its log-odds as evidence. ``query_classifier``
         (weights, bias): use that one instead (``calibrate`` keeps the shipped one: a few labels cannot refit it).
+
+        The temperature is fitted last. ``groups`` (one name per example, such as its catalogue; None: never held
+        out): on each group's routes as predicted by the model fitted the same way on every other route, since a
+        router meets catalogues its decision model was not fitted on and is more confident there than it should be
+        (BENCHMARKS.md, "Calibrated per part"); without groups, on the fitting routes themselves.
         """
+        settings = {"l2": l2, "balance_kinds": balance_kinds, "kind_weights": kind_weights,
+                    "choose_operating_point": choose_operating_point}
+        given = (list(examples), query_vectors, query_classifier)
         query_weights, query_bias = None, 0.0
         if query_vectors is not None:
             vectors = np.asarray(query_vectors, dtype=np.float64)
@@ -300,13 +331,50 @@ class DecisionModel:
         if choose_operating_point:
             best = max(curve, key=lambda point: (round(point["weighted_accuracy"], 6), -abs(point["offset"])))
             model.none_offset = best["offset"]
+        if groups is not None and len({g for g in groups if g is not None}) > 1:
+            calibration = model._fit_temperature(usable, small=False,
+                                                 predicted=_predicted_by_the_others(*given, groups, settings))
+            calibration["held_out_groups"] = len({g for g in groups if g is not None})
+        else:
+            calibration = model._fit_temperature(usable, small=False)
         model.report = {"examples": len(usable), "skipped_not_retrieved": len(examples) - len(usable),
                         "kinds": {k: sum(1 for e in usable if e.kind == k) for k in sorted({e.kind for e in usable})},
                         "l2": l2, "balance_kinds": balance_kinds, "kind_weights": dict(kind_weights or {}),
                         "none_offset": model.none_offset,
-                        "fit_accuracy": _accuracy(model, usable, None),
+                        "fit_accuracy": _accuracy(model, usable, None), "calibration": calibration,
                         "risk_coverage": [p for p in curve if abs(p["offset"] * 2 - round(p["offset"] * 2)) < 1e-9]}
         return model
+
+    def _fit_temperature(self, examples: Sequence[LabelledEvidence], *, small: bool,
+                         predicted: tuple[list[np.ndarray], list[int]] | None = None) -> dict[str, Any]:
+        """Set the main part's (or with ``small`` the small part's) temperature to the one that maximises the
+        likelihood of ``examples`` (each counted once) under this model, after its weights and operating point; or,
+        given ``predicted`` (utilities and right answers of routes predicted by models fitted without them), the
+        likelihood of those. Returns it with the calibration error on ``examples`` before and after."""
+        attribute = "small_temperature" if small else "temperature"
+        setattr(self, attribute, 1.0)
+        before = self._calibration_error(examples)
+        setattr(self, attribute, _likelihood_temperature(*(predicted or self._utilities_and_labels(examples))))
+        return {"temperature": getattr(self, attribute), "fit_ece_at_1": before,
+                "fit_ece": self._calibration_error(examples)}
+
+    def _utilities_and_labels(self, examples: Sequence[LabelledEvidence]) -> tuple[list[np.ndarray], list[int]]:
+        utilities, labels = [], []
+        for example in examples:
+            cand, none = self.utilities(example.evidence)
+            utilities.append(np.append(cand, none))
+            names = example.evidence.names
+            labels.append(names.index(example.expected) if example.expected is not None else len(names))
+        return utilities, labels
+
+    def _calibration_error(self, examples: Sequence[LabelledEvidence]) -> float:
+        pairs = []
+        for example in examples:
+            probabilities = self.probabilities(example.evidence)
+            best = int(np.argmax(probabilities))
+            chosen = None if best == len(example.evidence.candidates) else example.evidence.candidates[best].name
+            pairs.append((probabilities[best], chosen == example.expected))
+        return expected_calibration_error(pairs)
 
     def _operating_curve(self, examples: Sequence[LabelledEvidence], weights: np.ndarray,
                          small: bool = False) -> list[dict[str, float]]:
@@ -353,12 +421,14 @@ class DecisionModel:
                 "candidate_weights": self.candidate_weights.tolist(), "none_weights": self.none_weights.tolist(),
                 "candidate_mean": self.candidate_mean.tolist(), "candidate_scale": self.candidate_scale.tolist(),
                 "none_mean": self.none_mean.tolist(), "none_scale": self.none_scale.tolist(),
-                "none_offset": self.none_offset, "identity": self.identity, "report": self.report,
+                "none_offset": self.none_offset, "temperature": self.temperature, "identity": self.identity,
+                "report": self.report,
                 "query_classifier": None if self.query_weights is None else
                 {"weights": self.query_weights.tolist(), "bias": self.query_bias},
                 "min_catalogue_tools": self.min_catalogue_tools,
                 "small_catalogue": None if self.small_weights is None else
-                {"weights": self.small_weights.tolist(), "offset": self.small_offset}}
+                {"weights": self.small_weights.tolist(), "offset": self.small_offset,
+                 "temperature": self.small_temperature}}
 
     def save(self, path: str | os.PathLike[str]) -> Path:
         """Write the model as JSON, atomically (a temporary file renamed into place)."""
@@ -380,6 +450,7 @@ class DecisionModel:
                       ("candidate_weights", "none_weights", "candidate_mean", "candidate_scale", "none_mean",
                        "none_scale")}
             offset = float(data.get("none_offset", 0.0))
+            temperature = float(data.get("temperature", 1.0))  # files written before temperatures: 1
         except (KeyError, TypeError, ValueError) as exc:
             raise ModelLoadError(f"{where} is corrupt: {exc}") from None
         sizes = {"candidate": len(CANDIDATE_FEATURES), "none": len(NONE_FEATURES)}
@@ -388,6 +459,8 @@ class DecisionModel:
                 raise ModelLoadError(f"{where} is corrupt: {key} must hold {sizes[key.split('_')[0]]} finite numbers")
         if np.any(arrays["candidate_scale"] <= 0) or np.any(arrays["none_scale"] <= 0) or not math.isfinite(offset):
             raise ModelLoadError(f"{where} is corrupt: scales must be positive")
+        if not (math.isfinite(temperature) and temperature > 0):
+            raise ModelLoadError(f"{where} is corrupt: the temperature must be a positive number")
         identity = data["identity"] if isinstance(data.get("identity"), dict) else {}
         report = data["report"] if isinstance(data.get("report"), dict) else {}
         query = data.get("query_classifier")
@@ -404,20 +477,23 @@ class DecisionModel:
         if isinstance(minimum, bool) or not isinstance(minimum, int) or minimum < 0:
             raise ModelLoadError(f"{where} is corrupt: min_catalogue_tools must be a non-negative integer")
         small = data.get("small_catalogue")
-        small_weights, small_offset = None, 0.0
+        small_weights, small_offset, small_temperature = None, 0.0, 1.0
         if small is not None:
             try:
                 small_weights = np.asarray(small["weights"], dtype=np.float64)
                 small_offset = float(small["offset"])
+                small_temperature = float(small.get("temperature", 1.0))
             except (KeyError, TypeError, ValueError) as exc:
                 raise ModelLoadError(f"{where} is corrupt: small_catalogue ({exc})") from None
             size = len(SMALL_CANDIDATE_FEATURES) + len(SMALL_NONE_FEATURES)
             if small_weights.shape != (size,) or not np.all(np.isfinite(small_weights)) \
                     or not math.isfinite(small_offset):
                 raise ModelLoadError(f"{where} is corrupt: small_catalogue must hold {size} finite weights and an offset")
+            if not (math.isfinite(small_temperature) and small_temperature > 0):
+                raise ModelLoadError(f"{where} is corrupt: the small_catalogue temperature must be a positive number")
         return cls(**arrays, none_offset=offset, identity=identity, report=report, query_weights=query_weights,
                    query_bias=query_bias, min_catalogue_tools=minimum, small_weights=small_weights,
-                   small_offset=small_offset)
+                   small_offset=small_offset, temperature=temperature, small_temperature=small_temperature)
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> "DecisionModel":
@@ -537,6 +613,63 @@ def _minimise(x: np.ndarray, mask: np.ndarray, z: np.ndarray, labels: np.ndarray
     result = minimize(objective, np.zeros(fc + z.shape[1]), jac=True, method="L-BFGS-B",
                       options={"maxiter": 500})
     return result.x
+
+
+def _predicted_by_the_others(examples: list[LabelledEvidence], query_vectors: Any,
+                              query_classifier: tuple[np.ndarray, float] | None, groups: Sequence[str | None],
+                              settings: dict[str, Any]) -> tuple[list[np.ndarray], list[int]]:
+    """Each group's usable routes (utilities at temperature 1 and right answers) under the model fitted with
+    ``settings`` on every other route (its own query classifier, unless one was given); routes of group None are
+    always fitted on, never predicted."""
+    if len(groups) != len(examples):
+        raise ConfigError(f"groups must name one group per example: {len(groups)} for {len(examples)} examples")
+    vectors = None if query_vectors is None else np.asarray(query_vectors, dtype=np.float64)
+    utilities: list[np.ndarray] = []
+    labels: list[int] = []
+    for group in sorted({g for g in groups if g is not None}):
+        others = [i for i, g in enumerate(groups) if g != group]
+        model = DecisionModel.fit([examples[i] for i in others], **settings, query_classifier=query_classifier,
+                                  query_vectors=None if vectors is None else vectors[others])
+        model.temperature = 1.0
+        held = [examples[i] if vectors is None else replace(examples[i], evidence=model.with_query(
+            examples[i].evidence, vectors[i])) for i, g in enumerate(groups) if g == group]
+        held = [e for e in held if e.evidence.candidates and (e.expected is None or e.expected in e.evidence.names)]
+        more_utilities, more_labels = model._utilities_and_labels(held)
+        utilities += more_utilities
+        labels += more_labels
+    return utilities, labels
+
+
+def _likelihood_temperature(utilities: Sequence[np.ndarray], labels: Sequence[int]) -> float:
+    """The temperature (within :data:`TEMPERATURE_BOUNDS`) that maximises the likelihood of the right answers."""
+    from scipy.optimize import minimize_scalar
+
+    def negative_log_likelihood(log_temperature: float) -> float:
+        temperature = math.exp(log_temperature)
+        total = 0.0
+        for values, label in zip(utilities, labels):
+            scaled = values / temperature
+            top = scaled.max()
+            total += top + math.log(float(np.exp(scaled - top).sum())) - scaled[label]
+        return total / len(utilities)
+
+    low, high = TEMPERATURE_BOUNDS
+    result = minimize_scalar(negative_log_likelihood, bounds=(math.log(low), math.log(high)), method="bounded")
+    return float(math.exp(result.x))
+
+
+def expected_calibration_error(pairs: Sequence[tuple[float, bool]], bins: int = 10) -> float:
+    """ECE of the chosen option's probability: the gap between confidence and accuracy, weighted over ten equal-width
+    bins (``pairs``: the chosen option's probability and whether it was right)."""
+    total, error = len(pairs), 0.0
+    for b in range(bins):
+        low, high = b / bins, (b + 1) / bins
+        chosen = [(p, ok) for p, ok in pairs if low < p <= high or (b == 0 and p == 0)]
+        if chosen:
+            confidence = sum(p for p, _ in chosen) / len(chosen)
+            accuracy = sum(ok for _, ok in chosen) / len(chosen)
+            error += len(chosen) / total * abs(confidence - accuracy)
+    return error
 
 
 def _accuracy(model: DecisionModel, examples: Iterable[LabelledEvidence], kind: str | None) -> float:

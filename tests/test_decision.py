@@ -4,16 +4,19 @@ router, `route --explain` and `calibrate` through the real components."""
 from __future__ import annotations
 
 import json
+import math
 import random
 
 import numpy as np
 import pytest
 
 from gentool_router.decision import (
+    TEMPERATURE_BOUNDS,
     DecisionMismatchError,
     DecisionModel,
     LabelledEvidence,
     default_decision,
+    expected_calibration_error,
 )
 from gentool_router.errors import ConfigError, ModelLoadError
 from gentool_router.evidence import (
@@ -100,6 +103,55 @@ def test_probabilities_sum_to_one_and_rank_the_strong_candidate_first():
     assert all(c == set(CANDIDATE_FEATURES) for n, c in contributions.items() if n != "generate_response")
 
 
+def _negative_log_likelihood(model: DecisionModel, examples: list[LabelledEvidence]) -> float:
+    total = 0.0
+    for e in examples:
+        names = [*e.evidence.names, None]
+        total -= math.log(model.probabilities(e.evidence)[names.index(e.expected)])
+    return total / len(examples)
+
+
+def _calibration_error(model: DecisionModel, examples: list[LabelledEvidence]) -> float:
+    pairs = []
+    for e in examples:
+        p = model.probabilities(e.evidence)
+        best = int(np.argmax(p))
+        chosen = None if best == len(e.evidence.candidates) else e.evidence.candidates[best].name
+        pairs.append((p[best], chosen == e.expected))
+    return expected_calibration_error(pairs)
+
+
+def test_the_temperature_recalibrates_without_changing_a_decision(tmp_path):
+    # a strong penalty shrinks the weights: probabilities far too timid; the fitted temperature sharpens them back
+    model = DecisionModel.fit(_examples(900), l2=3000.0)
+    held_out = _examples(900, seed=7)
+    assert 0 < model.temperature < 1
+    calibration = model.report["calibration"]
+    assert calibration["temperature"] == model.temperature and calibration["fit_ece"] < calibration["fit_ece_at_1"]
+    untempered = DecisionModel.from_json({**model.to_json(), "temperature": 1.0})
+    assert [model.decide(e.evidence) for e in held_out] == [untempered.decide(e.evidence) for e in held_out]
+    assert _negative_log_likelihood(model, held_out) < _negative_log_likelihood(untempered, held_out)
+    assert _calibration_error(model, held_out) < _calibration_error(untempered, held_out)
+    # routes a fit separates perfectly cannot make it certain: the temperature stays within its bounds
+    assert DecisionModel.fit(_examples(900)).temperature >= TEMPERATURE_BOUNDS[0]
+    assert model.explain(held_out[0].evidence)["temperature"] == model.temperature
+    loaded = DecisionModel.load(model.save(tmp_path / "decision.json"))
+    assert loaded.temperature == model.temperature
+    assert loaded.probabilities(held_out[0].evidence) == pytest.approx(model.probabilities(held_out[0].evidence))
+    old = model.to_json()
+    del old["temperature"]  # a file written before temperatures: probabilities as they were
+    assert DecisionModel.from_json(old).temperature == 1.0
+
+
+@pytest.mark.parametrize("temperature", [0, -1.0, float("inf"), "warm"])
+def test_a_bad_temperature_is_one_clear_error(tmp_path, temperature):
+    data = DecisionModel.fit(_examples(60)).to_json()
+    data["temperature"] = temperature
+    (tmp_path / "bad.json").write_text(json.dumps(data))
+    with pytest.raises(ModelLoadError, match="corrupt"):
+        DecisionModel.load(tmp_path / "bad.json")
+
+
 def test_fit_refuses_too_few_usable_examples():
     with pytest.raises(ConfigError, match="at least 10"):
         DecisionModel.fit(_examples(5))
@@ -162,6 +214,8 @@ def test_the_small_catalogue_part_decides_small_catalogues_only_and_uses_the_que
     assert not model.applies_to(small[0].evidence)  # without a small part, the selector's threshold decides there
     model.fit_small(small)
     assert model.applies_to(small[0].evidence)
+    assert model.small_temperature > 0 and model.report["small_catalogue"]["calibration"]["fit_ece"] <= \
+        model.report["small_catalogue"]["calibration"]["fit_ece_at_1"] + 1e-9
     held_out = _small_examples(600, seed=5)
     accuracy = sum(model.decide(e.evidence) == e.expected for e in held_out) / len(held_out)
     assert accuracy > 0.85
@@ -184,9 +238,15 @@ def test_the_small_catalogue_part_round_trips_and_is_checked_on_load(tmp_path):
     evidence = _small_examples(3, seed=11)[0].evidence
     assert loaded.probabilities(evidence) == pytest.approx(model.probabilities(evidence))
     data = model.to_json()
+    assert loaded.small_temperature == model.small_temperature
     data["small_catalogue"]["weights"] = [1.0, float("nan"), 0.0, 0.0, 0.0]
     (tmp_path / "bad.json").write_text(json.dumps(data))
     with pytest.raises(ModelLoadError, match="small_catalogue"):
+        DecisionModel.load(tmp_path / "bad.json")
+    data = model.to_json()
+    data["small_catalogue"]["temperature"] = -2.0
+    (tmp_path / "bad.json").write_text(json.dumps(data))
+    with pytest.raises(ModelLoadError, match="small_catalogue temperature"):
         DecisionModel.load(tmp_path / "bad.json")
 
 
@@ -242,6 +302,7 @@ def test_the_router_decides_with_the_shipped_model_and_explains(embedder, select
     assert small.decision is not None and small.decision.min_catalogue_tools == 50
     route = small.route("Will it rain in Oslo tomorrow?")
     assert route.decided_by == "decision" and route.explanation["part"] == "small_catalogue"
+    assert route.explanation["temperature"] == small.decision.small_temperature
     assert abs(sum(c.score for c in route.ranking) - 1) < 1e-6
     assert {o["name"] for o in route.explanation["options"]} == {*route.evidence.names, "generate_response"}
     # a decision model without a small part leaves small catalogues to the selector's own threshold
@@ -286,8 +347,11 @@ def test_calibrate_end_to_end_then_route_explain(tmp_path):
     result = runner.invoke(main, ["calibrate", str(labels), "--index", str(tmp_path / "idx"), "--quiet",
                                   "--no-bundled-out-of-scope", "--near-misses"])
     assert result.exit_code == 0, result.output
-    assert "Fitted on 20 routes" in result.output
+    assert "Fitted on 20 routes" in result.output and "temperature" in result.output
     assert (tmp_path / "idx" / "decision.json").is_file()
+    # the temperature was fitted on each fold's labels as predicted by the model fitted on the other four
+    fitted = DecisionModel.load(tmp_path / "idx" / "decision.json")
+    assert fitted.report["calibration"]["held_out_groups"] == 5 and fitted.temperature > 0
     result = runner.invoke(main, ["route", "--index", str(tmp_path / "idx"), "--explain",
                                   "Will it rain in Lisbon on Friday?"])
     assert result.exit_code == 0, result.output
@@ -298,6 +362,7 @@ def test_calibrate_end_to_end_then_route_explain(tmp_path):
     assert runner.invoke(main, ["index", str(tools), "--out", str(plain), "--quiet"]).exit_code == 0
     result = runner.invoke(main, ["route", "--index", str(plain), "--explain", "Will it rain in Lisbon on Friday?"])
     assert result.exit_code == 0 and "small-catalogue part" in result.output, result.output
+    assert "temperature" in result.output  # the shipped small part's fitted temperature is not 1
     result = runner.invoke(main, ["route", "--index", str(tmp_path / "idx"), "--json", "--explain", "hi"])
     data = json.loads(result.output.strip().splitlines()[-1])
     assert data["decided_by"] == "decision" and data["explanation"]["options"]

@@ -144,3 +144,7 @@ def _print_explanation(route: Any) -> None:
         numbers = (f"{e['cosine']:5.2f} {e['rank']:4d} {e['lexical']:5.1f} {e['selector_gap']:6.1f}" if e
                    else f"{'':5} {'':4} {'':5} {'':6}")
         click.echo(f"       {option['name'][:32]:<32} {option['probability']:5.2f}  {numbers}  {why}")
+    temperature = explanation.get("temperature", 1.0)
+    if temperature != 1.0:
+        click.echo(f"       (reasons add up to each option's utility; p: the softmax of the utilities divided by the "
+                   f"temperature {temperature:.2f}, fitted for calibration)")

@@ -243,7 +243,8 @@ def calibrate_command(labels: Path, index_dir: Path, out: Path | None, near_miss
                       progress=lambda jobs: tqdm(jobs, desc="routing", unit="query", disable=quiet))
     report = model.report
     click.echo(f"Fitted on {report['examples']} routes {report['kinds']}; accuracy on them "
-               f"{report['fit_accuracy'] * 100:.1f}% at operating point {model.none_offset:+.2f}")
+               f"{report['fit_accuracy'] * 100:.1f}% at operating point {model.none_offset:+.2f}, temperature "
+               f"{model.temperature:.2f} (calibration error on them {report['calibration']['fit_ece']:.3f})")
     if out is not None:
         model.save(out)
         click.echo(f"Wrote {out}  (route with --decision {out})")
