@@ -35,6 +35,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="The generate-data folder of the synthetic sample (left out when missing).")
     parser.add_argument("--prune-margin", type=lambda v: None if v == "none" else float(v), default=None,
                         help="Replay the router's candidate pruning on both caches (default: every candidate).")
+    parser.add_argument("--small-prune-margin", type=lambda v: None if v == "none" else float(v), default=None,
+                        help="The same for catalogues under 50 tools (default: every candidate).")
     parser.add_argument("--decision", type=Path, help="A decision model file (default: the shipped one).")
     args = parser.parse_args(argv)
 
@@ -56,8 +58,9 @@ def main(argv: list[str] | None = None) -> int:
         both = [c for c in cases if c["id"] in a and c["id"] in b]
         exact[name] = [{**c, **a[c["id"]]} for c in both]
         fast[name] = [{**c, **b[c["id"]]} for c in both]
-    if args.prune_margin is not None:
-        exact, fast = prune(exact, args.prune_margin), prune(fast, args.prune_margin)
+    if args.prune_margin is not None or args.small_prune_margin is not None:
+        exact = prune(exact, args.prune_margin, args.small_prune_margin)
+        fast = prune(fast, args.prune_margin, args.small_prune_margin)
     embed_queries(exact)
     embed_queries(fast)
 

@@ -64,7 +64,8 @@ class Routers:
     """One router per catalogue (indexes cached on disk), one selector shared by all."""
 
     def __init__(self, cache: Path, n_threads: int | None = None, adapter: Path | None = None,
-                 model: Path | None = None, arithmetic: str = "merged", prune_margin: float | None = None) -> None:
+                 model: Path | None = None, arithmetic: str = "merged", prune_margin: float | None = None,
+                 small_prune_margin: float | None = None) -> None:
         from gentool_router import ToolIndex, ToolRouter
         from gentool_router.embedder import MiniLMEmbedder
         from gentool_router.selector import LlamaSelector
@@ -81,9 +82,10 @@ class Routers:
         self.arithmetic = arithmetic
         # every candidate scored, no decision: the methods and the decision are replayed on the cache; except for
         # the arithmetic decided in the router, which routes as ToolRouter does by default
-        self._router_options: dict[str, Any] = {"decision": None, "prune_margin": None, "confirm_margin": None}
+        self._router_options: dict[str, Any] = {"decision": None, "prune_margin": None, "small_prune_margin": None,
+                                                "confirm_margin": None}
         if arithmetic == DECIDED_IN_ROUTER:
-            self._router_options = {"prune_margin": prune_margin}
+            self._router_options = {"prune_margin": prune_margin, "small_prune_margin": small_prune_margin}
         self._routers: dict[str, Any] = {}
         self._ToolIndex, self._ToolRouter = ToolIndex, ToolRouter
 
@@ -99,6 +101,7 @@ class Routers:
             from gentool_router.settings import DEFAULT_CONFIRM_MARGIN
 
             identity["prune_margin"] = self._router_options["prune_margin"]
+            identity["small_prune_margin"] = self._router_options["small_prune_margin"]
             identity["confirm_margin"] = DEFAULT_CONFIRM_MARGIN
         return identity
 
@@ -122,10 +125,10 @@ class Routers:
 
 
 def gather(sets: dict[str, list[dict[str, Any]]], cache: Path, n_threads: int | None = None, adapter: Path | None = None,
-           model: Path | None = None, arithmetic: str = "merged", prune_margin: float | None = None
-           ) -> dict[str, list[dict[str, Any]]]:
+           model: Path | None = None, arithmetic: str = "merged", prune_margin: float | None = None,
+           small_prune_margin: float | None = None) -> dict[str, list[dict[str, Any]]]:
     """Each case's evidence, from the cache or by routing it now (appended to the cache as it goes)."""
-    routers = Routers(cache, n_threads, adapter, model, arithmetic, prune_margin)
+    routers = Routers(cache, n_threads, adapter, model, arithmetic, prune_margin, small_prune_margin)
     identity = routers.identity()
     out: dict[str, list[dict[str, Any]]] = {}
     for name, cases in sets.items():
@@ -167,19 +170,22 @@ def gather(sets: dict[str, list[dict[str, Any]]], cache: Path, n_threads: int | 
 # ------------------------------------------------------------------------------------------------ methods
 
 
-def prune(routed: dict[str, list[dict[str, Any]]], margin: float | None) -> dict[str, list[dict[str, Any]]]:
-    """The cached routes (every candidate scored) as the router prunes them (``ToolRouter(prune_margin=...)``,
-    the same rule): what the methods and the decision model's fit see. Select times stay those of all k."""
-    from gentool_router.evidence import worth_scoring
+def prune(routed: dict[str, list[dict[str, Any]]], margin: float | None,
+          small_margin: float | None) -> dict[str, list[dict[str, Any]]]:
+    """The cached routes (every candidate scored) as the router prunes them (``ToolRouter(prune_margin=...,
+    small_prune_margin=...)``, the same rule): what the methods and the decision model's fit see. Select times stay
+    those of all k."""
+    from gentool_router.evidence import STATS_DEPTH, worth_scoring
 
     out = {}
     for name, records in routed.items():
         pruned = []
         for record in records:
             evidence = record["evidence"]
+            margin_here = small_margin if _evidence(record, None).similarity_count < STATS_DEPTH else margin
             top = evidence["candidates"][0]["cosine"]
             kept = [c for c in evidence["candidates"] if worth_scoring(
-                c["rank"], c["cosine"], top, c["name"] == evidence.get("lexical_best_name"), margin)]
+                c["rank"], c["cosine"], top, c["name"] == evidence.get("lexical_best_name"), margin_here)]
             pruned.append({**record, "evidence": {**evidence, "candidates": kept}})
         out[name] = pruned
     return out
@@ -336,7 +342,7 @@ def synthetic_sets(folder: Path, limit: int) -> tuple[list[dict[str, Any]], list
 
 
 def main(argv: list[str] | None = None) -> int:
-    from gentool_router.settings import DEFAULT_PRUNE_MARGIN
+    from gentool_router.settings import DEFAULT_PRUNE_MARGIN, DEFAULT_SMALL_PRUNE_MARGIN
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--cache", type=Path, help="Evidence cache (default: data/real-suite-merged for the default "
@@ -366,6 +372,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--prune-margin", type=lambda v: None if v == "none" else float(v),
                         default=DEFAULT_PRUNE_MARGIN, help="The router's candidate pruning replayed on the cached "
                         "routes (default: the router's; 'none': every candidate).")
+    parser.add_argument("--small-prune-margin", type=lambda v: None if v == "none" else float(v),
+                        default=DEFAULT_SMALL_PRUNE_MARGIN, help="The same for catalogues under 50 tools (default: "
+                        "the router's; the small-catalogue part is fitted on routes pruned by it).")
     parser.add_argument("--decision", type=Path, help="Evaluate this decision model (default: the shipped one).")
     parser.add_argument("--gather-only", action="store_true",
                         help="Route and cache, report nothing (with --sets: suite or fitting sets by name).")
@@ -417,13 +426,14 @@ def main(argv: list[str] | None = None) -> int:
         wanted["synthetic_test"] = synthetic_test
     if args.gather_only and args.sets:
         wanted = {n: c for n, c in wanted.items() if n in args.sets}
-    routed = gather(wanted, args.cache, args.threads, args.adapter, args.model, args.arithmetic, args.prune_margin)
+    routed = gather(wanted, args.cache, args.threads, args.adapter, args.model, args.arithmetic, args.prune_margin,
+                    args.small_prune_margin)
     identity, no_tool_score = routed.pop("_identity"), routed.pop("_no_tool_score")  # type: ignore[arg-type]
     identity = {k: v for k, v in identity.items()  # type: ignore[union-attr]
-                if k not in ("candidates", "prune_margin", "confirm_margin", "arithmetic")}
+                if k not in ("candidates", "prune_margin", "small_prune_margin", "confirm_margin", "arithmetic")}
     if args.gather_only:
         return 0
-    routed = prune(routed, args.prune_margin)
+    routed = prune(routed, args.prune_margin, args.small_prune_margin)
     embed_queries(routed)
     extra: dict[str, Any] = {}
     decision_file = args.decision_out or DEFAULT_DECISION_FILE
@@ -453,7 +463,7 @@ def main(argv: list[str] | None = None) -> int:
         decision.fit_small([LabelledEvidence(_evidence(r, decision), r["expected"], r["kind"]) for r in fitted])
         decision.report["small_catalogue"].update({"fitted_on": {n: len(routed[n]) for n in small_fit},
                                                    "selector_arithmetic": args.arithmetic,
-                                                   "prune_margin": args.prune_margin})
+                                                   "prune_margin": args.small_prune_margin})
         decision.save(decision_file)
         print(f"small-catalogue part fitted on {len(fitted)} routes, written to {decision_file}")
     decision = DecisionModel.load(decision_file if args.fit or args.fit_small else args.decision or decision_file)
@@ -472,6 +482,7 @@ def main(argv: list[str] | None = None) -> int:
         synthetic["by_case_type"] = by_case_type(routed["synthetic_test"], decision, no_tool_score)
         result["synthetic"] = synthetic
     result["arithmetic"], result["prune_margin"] = args.arithmetic, args.prune_margin
+    result["small_prune_margin"] = args.small_prune_margin
     result["command"] = "benchmarks/real_suite.py " + " ".join(argv if argv is not None else sys.argv[1:])
     result["date"] = date.today().isoformat()
     args.out.parent.mkdir(parents=True, exist_ok=True)

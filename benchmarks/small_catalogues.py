@@ -47,8 +47,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     shipped = DecisionModel.load(args.decision)
-    fit = real_suite.prune({n: load(args.fit_cache, n) for n in SMALL_FIT_SETS},
-                           shipped.report["small_catalogue"]["prune_margin"])
+    margin = shipped.report["small_catalogue"]["prune_margin"]  # what the small part was fitted on
+    fit = real_suite.prune({n: load(args.fit_cache, n) for n in SMALL_FIT_SETS}, margin, margin)
     suite = {n: load(args.suite_cache, n) for n in SUITE_SETS}
     real_suite.embed_queries(fit)
     real_suite.embed_queries(suite)

@@ -35,6 +35,7 @@ from .settings import (
     DEFAULT_N_GPU_LAYERS,
     DEFAULT_ON_SELECTOR_ERROR,
     DEFAULT_PRUNE_MARGIN,
+    DEFAULT_SMALL_PRUNE_MARGIN,
     DEFAULTS,
     PACKAGED,
     Fallback,
@@ -79,6 +80,8 @@ class ToolRouter:
             selector (default :data:`~gentool_router.settings.DEFAULT_PRUNE_MARGIN`; the nearest and BM25's best
             always are): they stay in the route's candidates and come last in its ranking with probability 0, and
             the explanation names them (``not_scored``). None scores all ``k``.
+        small_prune_margin: ``prune_margin`` for catalogues under 50 tools, where the decision model's small part
+            decides (default :data:`~gentool_router.settings.DEFAULT_SMALL_PRUNE_MARGIN`).
         confirm_margin: A route whose decision leads its runner-up by less than this (probability) is scored again
             with the selector's exact arithmetic, which then decides (default
             :data:`~gentool_router.settings.DEFAULT_CONFIRM_MARGIN`): the llama.cpp selector's fast arithmetic
@@ -104,9 +107,11 @@ class ToolRouter:
         hybrid: bool = DEFAULTS.hybrid,
         prune_margin: float | None = DEFAULT_PRUNE_MARGIN,
         confirm_margin: float | None = DEFAULT_CONFIRM_MARGIN,
+        small_prune_margin: float | None = DEFAULT_SMALL_PRUNE_MARGIN,
     ) -> None:
         _check_k(k, selector)
         self.prune_margin = _check_prune_margin(prune_margin)
+        self.small_prune_margin = _check_margin("small_prune_margin", small_prune_margin, 2, "a cosine difference")
         self.confirm_margin = _check_confirm_margin(confirm_margin)
         if on_selector_error not in ("retrieval", "raise"):
             raise ConfigError(f"on_selector_error must be 'retrieval' or 'raise', got {on_selector_error!r}")
@@ -141,18 +146,20 @@ class ToolRouter:
         hybrid: bool = DEFAULTS.hybrid,
         prune_margin: float | None = DEFAULT_PRUNE_MARGIN,
         confirm_margin: float | None = DEFAULT_CONFIRM_MARGIN,
+        small_prune_margin: float | None = DEFAULT_SMALL_PRUNE_MARGIN,
     ) -> "ToolRouter":
         """Build a router over ``tools`` (LangChain tools, functions, OpenAI dicts, :class:`Tool` s).
 
         ``model_path``/``adapter_path``/``n_threads``/``n_gpu_layers`` configure the default
         :class:`LlamaSelector`; pass ``selector`` to use another one. ``suspicious`` is the policy for
         instruction-like text in descriptions (default ``"exclude"``; see :class:`ToolCatalog`). ``decision``,
-        ``hybrid``, ``prune_margin``, ``confirm_margin``: see the class.
+        ``hybrid``, ``prune_margin``, ``confirm_margin``, ``small_prune_margin``: see the class.
         """
         index = ToolIndex.build(tools, embedder, show_progress=show_progress, suspicious=suspicious)
         options = _selector_options(model_path, adapter_path, n_threads, n_gpu_layers)
         return cls(index, selector, k=k, on_selector_error=on_selector_error, selector_options=options,
-                   decision=decision, hybrid=hybrid, prune_margin=prune_margin, confirm_margin=confirm_margin)
+                   decision=decision, hybrid=hybrid, prune_margin=prune_margin, confirm_margin=confirm_margin,
+                   small_prune_margin=small_prune_margin)
 
     @classmethod
     def from_vectorstore(
@@ -174,6 +181,7 @@ class ToolRouter:
         hybrid: bool = DEFAULTS.hybrid,
         prune_margin: float | None = DEFAULT_PRUNE_MARGIN,
         confirm_margin: float | None = DEFAULT_CONFIRM_MARGIN,
+        small_prune_margin: float | None = DEFAULT_SMALL_PRUNE_MARGIN,
     ) -> "ToolRouter":
         """A router over the tools in a LangChain vector store (``vectorstore.py``; e.g.
         :func:`~gentool_router.vectorstore.qdrant_store`), adding ``tools`` to it first when given.
@@ -195,7 +203,8 @@ class ToolRouter:
                                    "collection name)")
         options = _selector_options(model_path, adapter_path, n_threads, n_gpu_layers)
         return cls(index, selector, k=k, on_selector_error=on_selector_error, selector_options=options,
-                   decision=decision, hybrid=hybrid, prune_margin=prune_margin, confirm_margin=confirm_margin)
+                   decision=decision, hybrid=hybrid, prune_margin=prune_margin, confirm_margin=confirm_margin,
+                   small_prune_margin=small_prune_margin)
 
     @property
     def selector(self) -> Selector:
@@ -267,7 +276,8 @@ class ToolRouter:
                 similarities: Sequence[float], excluded: frozenset[str] = frozenset(), vector: Any = None,
                 lexical: LexicalMatch | None = None) -> Route:
         candidates = tuple(Candidate(s.tool, rank, s.score) for rank, s in enumerate(found))
-        keep = self._worth_scoring(candidates, lexical, excluded)
+        margin_used = self._prune_margin_for(len(similarities))
+        keep = self._worth_scoring(candidates, lexical, excluded, margin_used)
         scored = [c for c, kept in zip(candidates, keep) if kept]
         names = [c.name for c in scored]
         texts = [s.text for s, kept in zip(found, keep) if kept]  # read under the index lock (a remove may follow)
@@ -305,7 +315,7 @@ class ToolRouter:
         if pruned:  # listed last, never chosen: the selector did not score them
             ranking = (*ranking, *pruned)
             explanation = {**explanation, "not_scored": [c.name for c in pruned],
-                           "not_scored_why": f"more than {self.prune_margin:g} below the nearest tool's cosine"}
+                           "not_scored_why": f"more than {margin_used:g} below the nearest tool's cosine"}
         timings = StageTimings(embed=embed_s, search=search_s, select=select_seconds,
                                decide=time.perf_counter() - start)
         best = ranking[0].name
@@ -373,15 +383,20 @@ class ToolRouter:
             logger.warning("the exact arithmetic failed, the fast decision stands: %s", exc)
             return None
 
+    def _prune_margin_for(self, similarities: int) -> float | None:
+        """The pruning margin of a route whose query was compared with ``similarities`` tools (at most
+        ``STATS_DEPTH``, 50): :attr:`small_prune_margin` under 50, as the decision model's small part counts."""
+        return self.small_prune_margin if similarities < STATS_DEPTH else self.prune_margin
+
     def _worth_scoring(self, candidates: Sequence[Candidate], lexical: LexicalMatch | None,
-                       excluded: frozenset[str]) -> list[bool]:
-        """Which candidates the llama.cpp selector scores (:attr:`prune_margin`, ``evidence.worth_scoring``); any
-        other selector (retrieval order, your own) gets them all."""
-        if self.prune_margin is None or not candidates or not isinstance(self.selector, LlamaSelector):
+                       excluded: frozenset[str], margin: float | None) -> list[bool]:
+        """Which candidates the llama.cpp selector scores (``margin``: :meth:`_prune_margin_for`,
+        ``evidence.worth_scoring``); any other selector (retrieval order, your own) gets them all."""
+        if margin is None or not candidates or not isinstance(self.selector, LlamaSelector):
             return [True] * len(candidates)
         lexical_name = lexical.best(excluded)[0] if lexical is not None else None
         top = candidates[0].retrieval_score
-        return [worth_scoring(c.retrieval_rank, c.retrieval_score, top, c.name == lexical_name, self.prune_margin)
+        return [worth_scoring(c.retrieval_rank, c.retrieval_score, top, c.name == lexical_name, margin)
                 for c in candidates]
 
     def evidence(self, query: str, candidates: Sequence[Candidate], logit_gaps: Sequence[float],
@@ -481,6 +496,7 @@ class ToolRouter:
             "decision": decision,
             "hybrid": self.hybrid,
             "prune_margin": self.prune_margin,
+            "small_prune_margin": self.small_prune_margin,
             "confirm_margin": self.confirm_margin,
         }
         return self.index.save(path, extra_files={ROUTER_FILE: settings, **extra})
@@ -534,6 +550,7 @@ class ToolRouter:
             hybrid=bool(settings.get("hybrid", DEFAULTS.hybrid)),
             prune_margin=settings.get("prune_margin", DEFAULT_PRUNE_MARGIN),
             confirm_margin=settings.get("confirm_margin", DEFAULT_CONFIRM_MARGIN),
+            small_prune_margin=settings.get("small_prune_margin", DEFAULT_SMALL_PRUNE_MARGIN),
         )
 
     def __repr__(self) -> str:

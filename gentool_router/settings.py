@@ -33,6 +33,7 @@ __all__ = [
     "DEFAULT_N_GPU_LAYERS",
     "DEFAULT_MERGE_ADAPTER",
     "DEFAULT_PRUNE_MARGIN",
+    "DEFAULT_SMALL_PRUNE_MARGIN",
     "DEFAULT_CONFIRM_MARGIN",
     "DEFAULT_FLASH_ATTN",
     "DEFAULT_EMBED_BATCH_SIZE",
@@ -87,6 +88,10 @@ class RouterSettings:
             (the nearest and BM25's best always are): about a quarter fewer selector tokens at the same accuracy
             on the real-catalogue suite, the margin chosen on its fitting sets (BENCHMARKS.md, "Route in half the
             time"); None scores all k.
+        small_prune_margin: ``prune_margin`` for catalogues under 50 tools (the decision model's small part): there
+            the nearest tool is right more often than the selector's best, and the selector's scores of farther
+            candidates add noise rather than answers, so fewer are scored (BENCHMARKS.md, "Fewer candidates in
+            small catalogues"); None scores all k.
         confirm_margin: A route decided by less than this (the probability of its answer minus the runner-up's)
             with the fast arithmetic (``merge_adapter``, ``flash_attn``) is scored again with the exact one (run-time
             LoRA, no flash attention), which decides: about 10% of routes on the real-catalogue suite, keeping
@@ -113,6 +118,7 @@ class RouterSettings:
     embed_batch_size: int = 64
     hybrid: bool = True
     prune_margin: Optional[float] = 0.15
+    small_prune_margin: Optional[float] = 0.06
     confirm_margin: Optional[float] = 0.10
     on_selector_error: Fallback = "retrieval"
     context_turns: int = 1
@@ -127,8 +133,10 @@ class RouterSettings:
             raise ValueError(f"k must be from 1 to max_k = {self.max_k}, got {self.k}")
         if self.on_selector_error not in ("retrieval", "raise"):
             raise ValueError(f"on_selector_error must be 'retrieval' or 'raise', got {self.on_selector_error!r}")
-        if self.prune_margin is not None and not 0 <= self.prune_margin <= 2:
-            raise ValueError(f"prune_margin must be from 0 to 2 (a cosine difference) or None, got {self.prune_margin}")
+        for name in ("prune_margin", "small_prune_margin"):
+            margin = getattr(self, name)
+            if margin is not None and not 0 <= margin <= 2:
+                raise ValueError(f"{name} must be from 0 to 2 (a cosine difference) or None, got {margin}")
         if self.confirm_margin is not None and not 0 <= self.confirm_margin <= 1:
             raise ValueError(f"confirm_margin must be from 0 to 1 (a probability margin) or None, got "
                              f"{self.confirm_margin}")
@@ -146,6 +154,7 @@ DEFAULT_N_CTX: Final = DEFAULTS.n_ctx
 DEFAULT_N_GPU_LAYERS: Final = DEFAULTS.n_gpu_layers
 DEFAULT_MERGE_ADAPTER: Final = DEFAULTS.merge_adapter
 DEFAULT_PRUNE_MARGIN: Final = DEFAULTS.prune_margin
+DEFAULT_SMALL_PRUNE_MARGIN: Final = DEFAULTS.small_prune_margin
 DEFAULT_CONFIRM_MARGIN: Final = DEFAULTS.confirm_margin
 DEFAULT_FLASH_ATTN: Final = DEFAULTS.flash_attn
 DEFAULT_EMBED_BATCH_SIZE: Final = DEFAULTS.embed_batch_size

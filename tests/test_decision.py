@@ -466,6 +466,25 @@ def test_candidates_far_below_the_nearest_are_not_scored(embedder, selector, tmp
     assert ToolRouter.load(tmp_path / "router", embedder=embedder, selector=selector).prune_margin == 0.05
 
 
+def test_small_catalogues_prune_by_their_own_margin(embedder, selector, tmp_path):
+    """``small_prune_margin`` decides which candidates are scored in a catalogue under 50 tools, ``prune_margin``
+    only in larger ones; both are saved."""
+    from gentool_router import ToolIndex, ToolRouter
+
+    index = ToolIndex.build(SMALL_TOOLS, embedder, show_progress=False)
+    query = "Will it rain in Oslo tomorrow?"
+    lexical_best, _ = index.lexical().best(query)
+    tight = ToolRouter(index, selector, k=5, prune_margin=None, small_prune_margin=0.0).route(query)
+    scored = {c.name for c in tight.candidates if c.retrieval_rank == 0 or c.name == lexical_best}
+    assert set(tight.explanation["not_scored"]) == {c.name for c in tight.candidates} - scored
+    assert "0 below the nearest" in tight.explanation["not_scored_why"]
+    loose = ToolRouter(index, selector, k=5, prune_margin=0.0, small_prune_margin=None).route(query)
+    assert "not_scored" not in loose.explanation and loose.prompt_tokens > tight.prompt_tokens
+    router = ToolRouter(index, selector, k=5, small_prune_margin=0.02)
+    router.save(tmp_path / "router")
+    assert ToolRouter.load(tmp_path / "router", embedder=embedder, selector=selector).small_prune_margin == 0.02
+
+
 def test_close_decisions_are_scored_again_with_the_exact_arithmetic(embedder, selector, tmp_path):
     """``confirm_margin``: a route decided by less than the margin with the fast arithmetic (merged file, flash
     attention, one decode) is scored again with base + run-time LoRA without flash attention, one decode per
@@ -499,6 +518,7 @@ def test_close_decisions_are_scored_again_with_the_exact_arithmetic(embedder, se
 
 @pytest.mark.parametrize("setting, margin", [
     *[("prune_margin", m) for m in (-0.1, 2.5, "0.1", True, float("nan"))],
+    *[("small_prune_margin", m) for m in (-0.1, 2.5, "0.1")],
     *[("confirm_margin", m) for m in (-0.1, 1.5, "0.1", True, float("nan"))],
 ])
 def test_a_bad_margin_is_a_config_error(setting, margin):

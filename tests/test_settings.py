@@ -37,6 +37,7 @@ def test_the_defaults_are_the_documented_values():
     assert (DEFAULTS.context_turns, DEFAULTS.max_tools) == (1, 1)
     assert (DEFAULTS.merge_adapter, DEFAULTS.flash_attn, DEFAULTS.prune_margin, DEFAULTS.confirm_margin) == (
         True, True, 0.15, 0.10)
+    assert DEFAULTS.small_prune_margin == 0.06
     assert (DEFAULTS.host, DEFAULTS.serve_port, DEFAULTS.gateway_port, DEFAULTS.connect_timeout) == (
         "127.0.0.1", 8080, 8000, 30.0)
     assert (settings.DEFAULT_K, settings.MAX_K) == (DEFAULTS.k, DEFAULTS.max_k)
@@ -53,6 +54,8 @@ def test_settings_are_frozen_and_checked():
         RouterSettings(prune_margin=3.0)
     with pytest.raises(ValueError, match="confirm_margin"):
         RouterSettings(confirm_margin=1.5)
+    with pytest.raises(ValueError, match="small_prune_margin"):
+        RouterSettings(small_prune_margin=-0.1)
     assert RouterSettings(k=8).k == 8
 
 
@@ -68,6 +71,7 @@ def test_the_cli_options_come_from_settings():
     assert _option("serve", "port").default == DEFAULTS.serve_port
     assert _option("mcp-gateway", "port").default == DEFAULTS.gateway_port
     assert _option("mcp-gateway", "connect_timeout").default == DEFAULTS.connect_timeout
+    assert float(_option("index", "small_prune_margin").default) == DEFAULTS.small_prune_margin
 
 
 def test_generate_data_refuses_more_candidates_than_the_selector_scores(tmp_path):
@@ -86,6 +90,7 @@ def test_the_api_defaults_come_from_settings():
     for function in (ToolRouter.__init__, ToolRouter.from_tools, ToolRouter.from_vectorstore):
         assert _default(function, "prune_margin") == DEFAULTS.prune_margin
         assert _default(function, "confirm_margin") == DEFAULTS.confirm_margin
+        assert _default(function, "small_prune_margin") == DEFAULTS.small_prune_margin
     assert _default(LlamaSelector.__init__, "merge_adapter") is DEFAULTS.merge_adapter
     assert _default(LlamaSelector.__init__, "flash_attn") is DEFAULTS.flash_attn
     assert prompt.MAX_CANDIDATES == MAX_K

@@ -17,6 +17,7 @@ from ..settings import (
     DEFAULT_K,
     DEFAULT_PRUNE_MARGIN,
     DEFAULT_SERVE_PORT,
+    DEFAULT_SMALL_PRUNE_MARGIN,
     MAX_K,
 )
 
@@ -44,14 +45,17 @@ from ._common import (
               callback=lambda _ctx, _param, value: _prune_margin(value),
               help="Stored as the router's default: candidates more than this below the nearest tool's cosine are not "
                    "scored by the selector; 'none' scores all k.")
+@click.option("--small-prune-margin", "small_prune_margin", default=str(DEFAULT_SMALL_PRUNE_MARGIN), show_default=True,
+              callback=lambda _ctx, _param, value: _prune_margin(value),
+              help="Stored as the router's default: --prune-margin for catalogues under 50 tools.")
 @click.option("--confirm-margin", "confirm_margin", default=str(DEFAULT_CONFIRM_MARGIN), show_default=True,
               callback=lambda _ctx, _param, value: _confirm_margin(value),
               help="Stored as the router's default: a route decided by less than this (probability) with the fast "
                    "selector arithmetic is scored again with the exact one; 'none' never.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @_friendly_errors
-def index_command(tools: Path, out: Path, k: int, prune_margin: float | None, confirm_margin: float | None,
-                  quiet: bool) -> None:
+def index_command(tools: Path, out: Path, k: int, prune_margin: float | None, small_prune_margin: float | None,
+                  confirm_margin: float | None, quiet: bool) -> None:
     """Embed the tools of TOOLS (JSONL, one tool a line) into an index folder."""
     import time
 
@@ -64,7 +68,7 @@ def index_command(tools: Path, out: Path, k: int, prune_margin: float | None, co
     start = time.perf_counter()
     catalog = ToolCatalog.from_jsonl(tools)
     router = ToolRouter.from_tools(catalog, k=k, show_progress=False if quiet else None, prune_margin=prune_margin,
-                                   confirm_margin=confirm_margin)
+                                   confirm_margin=confirm_margin, small_prune_margin=small_prune_margin)
     router.save(out)
     click.echo(f"Indexed {len(catalog)} tools into {out} in {time.perf_counter() - start:.1f} s")
 
