@@ -14,7 +14,9 @@ built router's own figure comes from routing the suite through it (``real_suite.
 from __future__ import annotations
 
 import argparse
+import json
 import sys
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +40,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--small-prune-margin", type=lambda v: None if v == "none" else float(v), default=None,
                         help="The same for catalogues under 50 tools (default: every candidate).")
     parser.add_argument("--decision", type=Path, help="A decision model file (default: the shipped one).")
+    parser.add_argument("--json", type=Path, help="Also write the rows (one per tau) and the command here.")
     args = parser.parse_args(argv)
 
     from gentool_router.artefact import ArtefactMetadata
@@ -76,12 +79,21 @@ def main(argv: list[str] | None = None) -> int:
     rows = [(margin(f), predictions(e, decision, threshold)["router"], predictions(f, decision, threshold)["router"],
              e["expected"]) for name in exact for e, f in zip(exact[name], fast[name])]
     n = len(rows)
+    table = []
     for tau in (0.0, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5):
         again = sum(m < tau for m, *_ in rows)
         same = sum((a if m < tau else b) == a for m, a, b, _ in rows)
         right = sum((a if m < tau else b) == e for m, a, b, e in rows)
         print(f"tau {tau:.2f}: scored twice {again / n:5.1%}, decisions unchanged {same / n:6.2%} "
               f"({n - same} of {n} changed), router accuracy {right / n:.3f}")
+        table.append({"tau": tau, "scored_twice": round(again / n, 4), "decisions_unchanged": round(same / n, 4),
+                      "changed": n - same, "routes": n, "router_accuracy": round(right / n, 4)})
+    if args.json is not None:
+        routes = {name: len(cases) for name, cases in exact.items()}
+        args.json.write_text(json.dumps({"command": " ".join([".venv/bin/python benchmarks/confirm_close_routes.py",
+                                                               *(argv if argv is not None else sys.argv[1:])]),
+                                         "date": date.today().isoformat(), "routes": routes, "rows": table},
+                                        indent=1) + "\n", encoding="utf-8")
     return 0
 
 
