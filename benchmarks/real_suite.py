@@ -1,4 +1,4 @@
-"""The real-catalogue suite: every held-out set, five methods side by side, in one run.
+"""The real-catalogue suite: every held-out set, the methods side by side, in one run.
 
     .venv/bin/python benchmarks/real_suite.py                 # route what is not cached yet, then report
     .venv/bin/python benchmarks/real_suite.py --fit           # also refit the shipped decision model first
@@ -10,6 +10,8 @@ compared on the same routes and a later run only routes what is missing. ``--ari
 ``data/real-suite-confirmed/``: the figures a user gets. Methods:
 
 * ``router``: the decision model over all the evidence (what ``ToolRouter`` does by default);
+* ``decision_best``: the decision model's likeliest tool, never abstaining (its ranking apart from tool or none:
+  what the router would answer on a tool set if it never abstained);
 * ``selector_fixed``: the selector alone with its calibrated no-tool threshold (the router before the decision);
 * ``selector_best``: the selector's best-ranked tool, never abstaining (how well it ranks, apart from no tool);
 * ``retrieval``: embedding top-1, never abstains; ``lexical``: BM25 top-1 over the whole catalogue;
@@ -44,7 +46,7 @@ ARITHMETIC: dict[str, dict[str, bool]] = {"merged": {"merge_adapter": True, "fla
 #: The arithmetic whose routes are decided in the router (the shipped decision model, its close routes scored again
 #: exactly: ``ToolRouter(confirm_margin=...)``) and pruned there: what the cache holds is what the router did.
 DECIDED_IN_ROUTER = "confirmed"
-METHODS = ("router", "selector_fixed", "selector_best", "retrieval", "lexical", "oracle")
+METHODS = ("router", "decision_best", "selector_fixed", "selector_best", "retrieval", "lexical", "oracle")
 
 
 def wilson(correct: int, total: int, z: float = 1.96) -> tuple[float, float]:
@@ -215,10 +217,16 @@ def predictions(record: dict[str, Any], decision: Any, no_tool_score: float) -> 
     by_gap = max(candidates, key=lambda c: c.selector_gap)
     fixed = by_gap.name if by_gap.selector_gap > no_tool_score else None
     retrieval = candidates[0].name
-    router = decision.decide(evidence) if decision is not None and decision.applies_to(evidence) else fixed
+    decided = decision is not None and decision.applies_to(evidence)
+    router = decision.decide(evidence) if decided else fixed
+    # the decision's likeliest tool, never abstaining: its ranking apart from its tool-or-none step
+    best = by_gap.name
+    if decided:
+        probabilities = decision.probabilities(evidence)[: len(candidates)]
+        best = candidates[max(range(len(candidates)), key=probabilities.__getitem__)].name
     oracle = record["expected"] if record["expected"] in (retrieval, fixed) else router
-    return {"router": router, "selector_fixed": fixed, "selector_best": by_gap.name, "retrieval": retrieval,
-            "lexical": evidence.lexical_best_name, "oracle": oracle}
+    return {"router": router, "decision_best": best, "selector_fixed": fixed, "selector_best": by_gap.name,
+            "retrieval": retrieval, "lexical": evidence.lexical_best_name, "oracle": oracle}
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -355,6 +363,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="Refit the decision model's small-catalogue part (under 50 tools) on SMALL_FIT_SETS, "
                              "keeping the rest of the model.")
     parser.add_argument("--fit-extra", nargs="*", default=[], help="Also fit on these ablation sets (measuring).")
+    parser.add_argument("--fit-small-extra", nargs="*", default=[],
+                        help="With --fit-small: also fit the small part on these ablation sets (measuring).")
     parser.add_argument("--out-of-scope-weight", type=float, default=0.5,
                         help="Weight of each out-of-scope fitting route (0.5 measured best: BENCHMARKS.md).")
     parser.add_argument("--decision-out", type=Path, help="With --fit: write the model here, not into the package.")
@@ -407,7 +417,7 @@ def main(argv: list[str] | None = None) -> int:
     suite_names = [n for n in args.sets or SUITE_SETS if n in SUITE_SETS]
     suite = {n: build_set(n, args.limit) for n in suite_names}
     fit = {n: build_set(n, args.limit) for n in [*FIT_SETS, *args.fit_extra]}
-    small_fit = {n: build_set(n, args.limit) for n in SMALL_FIT_SETS}
+    small_fit = {n: build_set(n, args.limit) for n in [*SMALL_FIT_SETS, *args.fit_small_extra]}
     if args.gather_only and args.sets:
         fit.update({n: build_set(n, args.limit) for n in args.sets if n in ABLATION_SETS or n in SMALL_FIT_SETS})
     problems = check_disjoint(suite, {**fit, **small_fit})
