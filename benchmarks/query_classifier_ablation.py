@@ -115,9 +115,11 @@ def main(argv: list[str] | None = None) -> int:
                        for e, v in zip(examples, out_of_fold)]
             decision = DecisionModel.fit(crossed, identity=identity, kind_weights={"out_of_scope": 0.5}, groups=groups)
             decision.query_weights, decision.query_bias = np.asarray(classifier[0]), float(classifier[1])
-        else:
+        else:  # the shipped recipe (None) refits the classifier for each group the temperature holds out
+            shipped = not more_queries and c == 1.0
             decision = DecisionModel.fit(examples, identity=identity, query_vectors=vectors, groups=groups,
-                                         kind_weights={"out_of_scope": 0.5}, query_classifier=classifier)
+                                         kind_weights={"out_of_scope": 0.5},
+                                         query_classifier=None if shipped else classifier)
         decision.min_catalogue_tools = STATS_DEPTH
         small_routes = [r for name in small for r in small[name]]
         decision.fit_small([LabelledEvidence(_evidence(r, decision), r["expected"], r["kind"]) for r in small_routes])
