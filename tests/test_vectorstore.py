@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import shutil
 import subprocess
 import sys
@@ -21,6 +22,8 @@ from typing import Sequence
 
 import numpy as np
 import pytest
+
+from gentool_router.retriever_delta import TUNED_MODEL_ID
 
 pytest.importorskip("langchain_qdrant")
 pytest.importorskip("qdrant_client")
@@ -338,7 +341,7 @@ def test_router_edits_go_to_the_store():
 @pytest.mark.slow
 def test_a_store_built_with_another_embedder_is_refused(store_copy):
     other = HashEmbedder("test:other-model", 384)  # same width, another function
-    with pytest.raises(IndexMismatchError, match="built with embedder 'sentence-transformers/all-MiniLM-L6-v2'.*"
+    with pytest.raises(IndexMismatchError, match=f"built with embedder '{re.escape(TUNED_MODEL_ID)}'.*"
                                                  "'test:other-model'"):
         VectorStoreIndex(qdrant_store(COLLECTION, path=store_copy, embedder=other))
 

@@ -202,7 +202,9 @@ def generate_dataset(
 ) -> dict[str, Any]:
     """Write ``train.jsonl``, ``dev.jsonl``, ``test.jsonl``, ``stats.json`` and ``DATASET_CARD.md`` to ``out``.
 
-    Returns the counts printed. ``embed`` defaults to the router's embedder (the same model the index uses).
+    Returns the counts printed. ``embed`` defaults to the stock all-MiniLM-L6-v2, not the router's fine-tuned
+    retriever: the shipped data was generated with it, and the retriever is fine-tuned on that data
+    (``gentool_router_train.retriever``), so the data must not depend on the retriever it trains.
     An ``out`` holding anything but an earlier data set is refused before any work starts.
     """
     config = config or SimulationConfig()
@@ -211,7 +213,7 @@ def generate_dataset(
     if embed is None:
         from gentool_router.embedder import MiniLMEmbedder
 
-        embedder = MiniLMEmbedder()
+        embedder = MiniLMEmbedder(tuned=False)
         embed = lambda texts: embedder.embed_documents(texts, show_progress=True)  # noqa: E731
     rng = random.Random(config.seed)
     tools, queries, multi, by_tool, heldout = _query_plan(config, rng)
