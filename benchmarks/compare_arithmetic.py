@@ -56,7 +56,7 @@ def main(argv: list[str] | None = None) -> int:
                 and ref[c["id"]]["query"] == cand[c["id"]]["query"] == c["query"]]
         if both:
             paired[name] = [({**c, **ref[c["id"]]}, {**c, **cand[c["id"]]}) for c in both]
-    embed_queries({"all": [r for pairs in paired.values() for pair in pairs for r in pair]})
+    embed_queries({"all": [r for pairs in paired.values() for pair in pairs for r in pair]}, decision.identity["embedder"])
 
     rows: dict[str, Any] = {}
     pooled = {"cases": 0, "router_same": 0, "best_same": 0, "ref_right": 0, "cand_right": 0}

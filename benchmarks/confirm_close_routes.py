@@ -64,8 +64,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.prune_margin is not None or args.small_prune_margin is not None:
         exact = prune(exact, args.prune_margin, args.small_prune_margin)
         fast = prune(fast, args.prune_margin, args.small_prune_margin)
-    embed_queries(exact)
-    embed_queries(fast)
+    embed_queries(exact, decision.identity["embedder"])
+    embed_queries(fast, decision.identity["embedder"])
 
     def margin(record: dict[str, Any]) -> float:
         evidence = _evidence(record, decision)

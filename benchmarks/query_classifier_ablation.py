@@ -33,7 +33,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from compare_arithmetic import read_cache  # noqa: E402
-from real_suite import ROOT, _evidence, _held_out_group, embed_queries, predictions, prune  # noqa: E402
+from real_suite import ROOT, _evidence, _held_out_group, cache_embedder, embed_queries, predictions, prune  # noqa: E402
 
 FOLDS = 5
 
@@ -78,9 +78,12 @@ def main(argv: list[str] | None = None) -> int:
     fit = prune(load(FIT_SETS), None, DEFAULT_SMALL_PRUNE_MARGIN)
     small = prune(load(SMALL_FIT_SETS), None, DEFAULT_SMALL_PRUNE_MARGIN)
     suite = prune(load(SUITE_SETS), DEFAULT_PRUNE_MARGIN, DEFAULT_SMALL_PRUNE_MARGIN)
+    from gentool_router.retriever_delta import TUNED_MODEL_ID
+
+    embedder_id = cache_embedder(args.cache)  # the routes' embedder (stock in the caches this was measured on)
     for routed in (fit, small, suite):
-        embed_queries(routed)
-    identity = default_decision().identity
+        embed_queries(routed, embedder_id)
+    identity = {**default_decision().identity, "embedder": embedder_id}
     threshold = float(ArtefactMetadata.from_gguf(ADAPTER_FILE).no_tool_score or 0.0)
 
     suite_keys = {query_key(r["query"]) for records in suite.values() for r in records}
@@ -92,7 +95,7 @@ def main(argv: list[str] | None = None) -> int:
                                  (args.synthetic / "train.jsonl").read_text(encoding="utf-8").splitlines()))
     random.Random(0).shuffle(trained)
     tool_queries = [q for q in trained if query_key(q) not in suite_keys][: args.tool_queries]
-    extra_vectors = np.asarray(MiniLMEmbedder().embed_queries(no_tool + tool_queries))
+    extra_vectors = np.asarray(MiniLMEmbedder(tuned=embedder_id == TUNED_MODEL_ID).embed_queries(no_tool + tool_queries))
     extra_labels = [False] * len(no_tool) + [True] * len(tool_queries)
 
     fitted = [r for name in fit for r in fit[name]]

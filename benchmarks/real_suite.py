@@ -14,8 +14,10 @@ compared on the same routes and a later run only routes what is missing. ``--ari
   what the router would answer on a tool set if it never abstained);
 * ``selector_fixed``: the selector alone with its calibrated no-tool threshold (the router before the decision);
 * ``selector_best``: the selector's best-ranked tool, never abstaining (how well it ranks, apart from no tool);
-* ``retrieval``: embedding top-1, never abstains; ``lexical``: BM25 top-1 over the whole catalogue;
-* ``oracle``: right when retrieval's top-1 or the selector's choice is right (their union's ceiling).
+* ``retrieval``: plain embedding top-1 (the stock all-MiniLM-L6-v2, what a user has without the router), never
+  abstains; ``tuned_retrieval``: the router's own retriever's top-1 (the fine-tuned embedder; in a cache gathered
+  with ``--retriever stock`` the same as ``retrieval``); ``lexical``: BM25 top-1 over the whole catalogue;
+* ``oracle``: right when the router's retriever's top-1 or the selector's choice is right (their union's ceiling).
 
 Writes ``benchmarks/results/real-suite.json`` (the format of BENCHMARKS.md, "Real catalogues") and prints the
 table. The held-out sets are checked to be disjoint from training and fitting before anything runs.
@@ -46,7 +48,8 @@ ARITHMETIC: dict[str, dict[str, bool]] = {"merged": {"merge_adapter": True, "fla
 #: The arithmetic whose routes are decided in the router (the shipped decision model, its close routes scored again
 #: exactly: ``ToolRouter(confirm_margin=...)``) and pruned there: what the cache holds is what the router did.
 DECIDED_IN_ROUTER = "confirmed"
-METHODS = ("router", "decision_best", "selector_fixed", "selector_best", "retrieval", "lexical", "oracle")
+METHODS = ("router", "decision_best", "selector_fixed", "selector_best", "retrieval", "tuned_retrieval", "lexical",
+           "oracle")
 
 
 def wilson(correct: int, total: int, z: float = 1.96) -> tuple[float, float]:
@@ -67,13 +70,13 @@ class Routers:
 
     def __init__(self, cache: Path, n_threads: int | None = None, adapter: Path | None = None,
                  model: Path | None = None, arithmetic: str = "merged", prune_margin: float | None = None,
-                 small_prune_margin: float | None = None) -> None:
+                 small_prune_margin: float | None = None, tuned: bool = True) -> None:
         from gentool_router import ToolIndex, ToolRouter
         from gentool_router.embedder import MiniLMEmbedder
         from gentool_router.selector import LlamaSelector
 
         self.cache = cache
-        self.embedder = MiniLMEmbedder()
+        self.embedder = MiniLMEmbedder(tuned=tuned)
         options = ARITHMETIC[arithmetic]
         if model is not None:  # a merged selector file: no adapter over it
             self.selector = LlamaSelector(model, adapter_path=None, n_threads=n_threads, **options)
@@ -128,9 +131,9 @@ class Routers:
 
 def gather(sets: dict[str, list[dict[str, Any]]], cache: Path, n_threads: int | None = None, adapter: Path | None = None,
            model: Path | None = None, arithmetic: str = "merged", prune_margin: float | None = None,
-           small_prune_margin: float | None = None) -> dict[str, list[dict[str, Any]]]:
+           small_prune_margin: float | None = None, tuned: bool = True) -> dict[str, list[dict[str, Any]]]:
     """Each case's evidence, from the cache or by routing it now (appended to the cache as it goes)."""
-    routers = Routers(cache, n_threads, adapter, model, arithmetic, prune_margin, small_prune_margin)
+    routers = Routers(cache, n_threads, adapter, model, arithmetic, prune_margin, small_prune_margin, tuned)
     identity = routers.identity()
     out: dict[str, list[dict[str, Any]]] = {}
     for name, cases in sets.items():
@@ -217,6 +220,7 @@ def predictions(record: dict[str, Any], decision: Any, no_tool_score: float) -> 
     by_gap = max(candidates, key=lambda c: c.selector_gap)
     fixed = by_gap.name if by_gap.selector_gap > no_tool_score else None
     retrieval = candidates[0].name
+    plain = record.get("plain_top1", retrieval)
     decided = decision is not None and decision.applies_to(evidence)
     router = decision.decide(evidence) if decided else fixed
     # the decision's likeliest tool, never abstaining: its ranking apart from its tool-or-none step
@@ -226,7 +230,7 @@ def predictions(record: dict[str, Any], decision: Any, no_tool_score: float) -> 
         best = candidates[max(range(len(candidates)), key=probabilities.__getitem__)].name
     oracle = record["expected"] if record["expected"] in (retrieval, fixed) else router
     return {"router": router, "decision_best": best, "selector_fixed": fixed, "selector_best": by_gap.name,
-            "retrieval": retrieval, "lexical": evidence.lexical_best_name, "oracle": oracle}
+            "retrieval": plain, "tuned_retrieval": retrieval, "lexical": evidence.lexical_best_name, "oracle": oracle}
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -322,12 +326,55 @@ def table(result: dict[str, Any]) -> str:
 # ------------------------------------------------------------------------------------------------ main
 
 
-def embed_queries(routed: dict[str, list[dict[str, Any]]]) -> None:
-    """Each record's query embedding (``vector``), for the decision model's query classifier."""
+def cache_embedder(cache: Path) -> str:
+    """The embedder a cache's routes were gathered with (its evidence files' identity header)."""
+    for path in sorted((cache / "evidence").glob("*.jsonl")):
+        with path.open(encoding="utf-8") as handle:
+            header = json.loads(handle.readline() or "{}").get("identity")
+        if header:
+            return str(header["embedder"])
+    raise SystemExit(f"{cache} holds no gathered routes")
+
+
+def plain_embedding_top1(routed: dict[str, list[dict[str, Any]]], cache: Path) -> None:
+    """Each record's plain embedding top-1 (``plain_top1``): the stock all-MiniLM-L6-v2 over the case's catalogue,
+    the baseline the router must beat; kept in ``CACHE/plain-embedding.json`` (by case id and query)."""
+    from gentool_router import ToolIndex
+    from gentool_router.embedder import CachingEmbedder, MiniLMEmbedder
+    from gentool_router_train.real_sets import catalogue
+
+    path = cache / "plain-embedding.json"
+    known: dict[str, list[str]] = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+    records = [r for rs in routed.values() for r in rs]
+    todo = [r for r in records if known.get(r["id"], [None])[0] != r["query"]]
+    if todo:
+        embedder = CachingEmbedder(MiniLMEmbedder(tuned=False))
+        indexes: dict[str, Any] = {}
+        for record in tqdm(todo, desc="plain embedding top-1", unit="case"):
+            if record.get("tools") is not None:
+                index = ToolIndex.build(record["tools"], embedder, show_progress=False)
+            else:
+                name = record["catalogue"]
+                if name not in indexes:
+                    indexes[name] = ToolIndex.build(catalogue(name), embedder, show_progress=True)
+                index = indexes[name]
+            excluded = set(record.get("exclude") or ())
+            found = [s.tool.name for s in index.search(record["query"], 1 + len(excluded)) if s.tool.name not in excluded]
+            known[record["id"]] = [record["query"], found[0]]
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(known), encoding="utf-8")
+    for record in records:
+        record["plain_top1"] = known[record["id"]][1]
+
+
+def embed_queries(routed: dict[str, list[dict[str, Any]]], embedder_id: str) -> None:
+    """Each record's query embedding (``vector``), for the decision model's query classifier: with the embedder the
+    routes were gathered with and the decision model was fitted with (``embedder_id``, from either's identity)."""
     from gentool_router.embedder import MiniLMEmbedder
+    from gentool_router.retriever_delta import TUNED_MODEL_ID
 
     records = [r for rs in routed.values() for r in rs]
-    vectors = MiniLMEmbedder().embed_queries([r["query"] for r in records])
+    vectors = MiniLMEmbedder(tuned=embedder_id == TUNED_MODEL_ID).embed_queries([r["query"] for r in records])
     for record, vector in zip(records, vectors):
         record["vector"] = vector
 
@@ -386,6 +433,9 @@ def main(argv: list[str] | None = None) -> int:
                         default=DEFAULT_SMALL_PRUNE_MARGIN, help="The same for catalogues under 50 tools (default: "
                         "the router's; the small-catalogue part is fitted on routes pruned by it).")
     parser.add_argument("--decision", type=Path, help="Evaluate this decision model (default: the shipped one).")
+    parser.add_argument("--retriever", choices=("tuned", "stock"), default="tuned",
+                        help="The router's embedder when routing: the shipped fine-tuned one (default) or the stock "
+                             "all-MiniLM-L6-v2 (the router before 2026-12-04; caches gathered before then).")
     parser.add_argument("--gather-only", action="store_true",
                         help="Route and cache, report nothing (with --sets: suite or fitting sets by name).")
     parser.add_argument("--threads", type=int, help="Selector threads (two 1-thread runs on disjoint --sets share "
@@ -437,14 +487,15 @@ def main(argv: list[str] | None = None) -> int:
     if args.gather_only and args.sets:
         wanted = {n: c for n, c in wanted.items() if n in args.sets}
     routed = gather(wanted, args.cache, args.threads, args.adapter, args.model, args.arithmetic, args.prune_margin,
-                    args.small_prune_margin)
+                    args.small_prune_margin, tuned=args.retriever == "tuned")
     identity, no_tool_score = routed.pop("_identity"), routed.pop("_no_tool_score")  # type: ignore[arg-type]
     identity = {k: v for k, v in identity.items()  # type: ignore[union-attr]
                 if k not in ("candidates", "prune_margin", "small_prune_margin", "confirm_margin", "arithmetic")}
     if args.gather_only:
         return 0
     routed = prune(routed, args.prune_margin, args.small_prune_margin)
-    embed_queries(routed)
+    embed_queries(routed, identity["embedder"])
+    plain_embedding_top1(routed, args.cache)
     extra: dict[str, Any] = {}
     decision_file = args.decision_out or DEFAULT_DECISION_FILE
     if args.fit:

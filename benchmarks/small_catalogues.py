@@ -50,8 +50,8 @@ def main(argv: list[str] | None = None) -> int:
     margin = shipped.report["small_catalogue"]["prune_margin"]  # what the small part was fitted on
     fit = real_suite.prune({n: load(args.fit_cache, n) for n in SMALL_FIT_SETS}, margin, margin)
     suite = {n: load(args.suite_cache, n) for n in SUITE_SETS}
-    real_suite.embed_queries(fit)
-    real_suite.embed_queries(suite)
+    real_suite.embed_queries(fit, shipped.identity["embedder"])
+    real_suite.embed_queries(suite, shipped.identity["embedder"])
     without = DecisionModel.load(args.decision)
     without.fit_small([LabelledEvidence(real_suite._evidence(r, shipped), r["expected"], r["kind"])
                        for name, kind in ((n, SMALL_FIT_SETS[n][0]) for n in SMALL_FIT_SETS)
