@@ -56,6 +56,15 @@ def load_delta(path: str | os.PathLike[str] = DEFAULT_DELTA_PATH) -> dict[str, n
     return delta
 
 
+def _low_rank_product(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """``a @ b`` as a sum of outer products, in a fixed order: a BLAS matmul's last bits depend on its thread count,
+    and the same weights must come out in every process (a served router answers exactly as the one that saved it)."""
+    product = np.zeros((a.shape[0], b.shape[1]), dtype=np.float32)
+    for column, row in zip(a.T.astype(np.float32), b.astype(np.float32)):
+        product += np.multiply.outer(column, row)
+    return product
+
+
 def apply_delta(weights: Mapping[str, np.ndarray], delta: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
     """``weights`` (BERT names without the ``bert.`` prefix) with the delta added; the inputs are not changed."""
     out = dict(weights)
@@ -65,7 +74,7 @@ def apply_delta(weights: Mapping[str, np.ndarray], delta: Mapping[str, np.ndarra
         if key + ".full" in delta:
             change = delta[key + ".full"].astype(np.float32)
         else:
-            change = delta[key + ".a"].astype(np.float32) @ delta[key + ".b"].astype(np.float32)
+            change = _low_rank_product(delta[key + ".a"], delta[key + ".b"])
         if change.shape != out[key].shape:
             raise ModelLoadError(f"the retriever's delta for {key!r} has shape {change.shape}, the embedder's "
                                  f"weight {out[key].shape}")
