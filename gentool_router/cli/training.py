@@ -123,7 +123,7 @@ def train_command(data_dir: Path, out: Path, stages: str, no_export: bool, quiet
 @click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path),
               help="The delta file to write (.safetensors): new, or an earlier retriever delta (replaced atomically).")
 @click.option("--pairs", "pairs_limit", type=click.IntRange(min=1), default=6000, show_default=True,
-              help="Query-tool pairs trained on (one epoch; 6,000 take about 17 minutes on 2 cores).")
+              help="Query-tool pairs trained on (one epoch; 6,000 take about 16 minutes on 2 cores).")
 @click.option("--rank", type=click.IntRange(min=1), default=16, show_default=True,
               help="Rank of each weight matrix's delta in the file.")
 @click.option("--seed", default=0, show_default=True)
