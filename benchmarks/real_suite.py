@@ -336,31 +336,40 @@ def cache_embedder(cache: Path) -> str:
     raise SystemExit(f"{cache} holds no gathered routes")
 
 
+def embedding_top1(records: list[dict[str, Any]], embedder: Any, *, progress: bool = False) -> list[str]:
+    """Each case's nearest tool by ``embedder`` over its catalogue (or its own tools), excluded tools left out: the
+    one embedding top-1 of the suite (``plain_embedding_top1`` here, ``benchmarks/retriever_top1.py``)."""
+    from gentool_router import ToolIndex
+    from gentool_router_train.real_sets import catalogue
+
+    indexes: dict[str, Any] = {}
+    names = []
+    for record in tqdm(records, desc="embedding top-1", unit="case", disable=not progress):
+        if record.get("tools") is not None:
+            index = ToolIndex.build(record["tools"], embedder, show_progress=False)
+        else:
+            name = record["catalogue"]
+            if name not in indexes:
+                indexes[name] = ToolIndex.build(catalogue(name), embedder, show_progress=progress)
+            index = indexes[name]
+        excluded = set(record.get("exclude") or ())
+        names.append([s.tool.name for s in index.search(record["query"], 1 + len(excluded))
+                      if s.tool.name not in excluded][0])
+    return names
+
+
 def plain_embedding_top1(routed: dict[str, list[dict[str, Any]]], cache: Path) -> None:
     """Each record's plain embedding top-1 (``plain_top1``): the stock all-MiniLM-L6-v2 over the case's catalogue,
     the baseline the router must beat; kept in ``CACHE/plain-embedding.json`` (by case id and query)."""
-    from gentool_router import ToolIndex
     from gentool_router.embedder import CachingEmbedder, MiniLMEmbedder
-    from gentool_router_train.real_sets import catalogue
 
     path = cache / "plain-embedding.json"
     known: dict[str, list[str]] = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
     records = [r for rs in routed.values() for r in rs]
     todo = [r for r in records if known.get(r["id"], [None])[0] != r["query"]]
     if todo:
-        embedder = CachingEmbedder(MiniLMEmbedder(tuned=False))
-        indexes: dict[str, Any] = {}
-        for record in tqdm(todo, desc="plain embedding top-1", unit="case"):
-            if record.get("tools") is not None:
-                index = ToolIndex.build(record["tools"], embedder, show_progress=False)
-            else:
-                name = record["catalogue"]
-                if name not in indexes:
-                    indexes[name] = ToolIndex.build(catalogue(name), embedder, show_progress=True)
-                index = indexes[name]
-            excluded = set(record.get("exclude") or ())
-            found = [s.tool.name for s in index.search(record["query"], 1 + len(excluded)) if s.tool.name not in excluded]
-            known[record["id"]] = [record["query"], found[0]]
+        found = embedding_top1(todo, CachingEmbedder(MiniLMEmbedder(tuned=False)), progress=True)
+        known.update({r["id"]: [r["query"], name] for r, name in zip(todo, found)})
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(known), encoding="utf-8")
     for record in records:

@@ -19,26 +19,13 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "benchmarks"))
+from real_suite import embedding_top1  # noqa: E402
 
 
 def top1_accuracy(embedder: Any, cases: list[dict[str, Any]]) -> float:
     """The share of cases whose nearest tool (excluded ones left out) is the expected one."""
-    from gentool_router import ToolIndex
-    from gentool_router_train.real_sets import catalogue
-
-    indexes: dict[str, Any] = {}
-    right = 0
-    for case in cases:
-        if case.get("tools") is not None:
-            index = ToolIndex.build(case["tools"], embedder, show_progress=False)
-        else:
-            if case["catalogue"] not in indexes:
-                indexes[case["catalogue"]] = ToolIndex.build(catalogue(case["catalogue"]), embedder)
-            index = indexes[case["catalogue"]]
-        excluded = set(case.get("exclude") or ())
-        found = [s.tool.name for s in index.search(case["query"], 1 + len(excluded)) if s.tool.name not in excluded]
-        right += found[0] == case["expected"]
-    return right / len(cases)
+    return sum(name == case["expected"] for name, case in zip(embedding_top1(cases, embedder), cases)) / len(cases)
 
 
 def main(argv: list[str] | None = None) -> int:
