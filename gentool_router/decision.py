@@ -584,13 +584,17 @@ def _kind_weights(kinds: Sequence[str]) -> np.ndarray:
 
 def _minimise(x: np.ndarray, mask: np.ndarray, z: np.ndarray, labels: np.ndarray, weights: np.ndarray,
               l2: float) -> np.ndarray:
-    """Penalised negative log-likelihood of the conditional logit, minimised with L-BFGS (scipy)."""
+    """Penalised negative log-likelihood of the conditional logit, minimised with L-BFGS (scipy); ``z[:, 0]`` is
+    the no-tool bias (a column of ones), left unpenalised."""
     from scipy.optimize import minimize
 
     n, k_max, fc = x.shape
     onehot = np.zeros((n, k_max + 1))
     onehot[np.arange(n), labels] = 1.0
     total = float(weights.sum())
+    # every weight is shrunk but the no-tool bias (the first no-tool feature): it carries how often no tool is right
+    penalty_mask = np.ones(fc + z.shape[1])
+    penalty_mask[fc] = 0.0
 
     def objective(theta: np.ndarray) -> tuple[float, np.ndarray]:
         w, v = theta[:fc], theta[fc:]
@@ -600,15 +604,12 @@ def _minimise(x: np.ndarray, mask: np.ndarray, z: np.ndarray, labels: np.ndarray
         sums = exps.sum(axis=1, keepdims=True)
         probabilities = exps / sums
         log_likelihood = (utilities[np.arange(n), labels] - top[:, 0] - np.log(sums[:, 0]))
-        loss = -float(weights @ log_likelihood) / total + 0.5 * l2 * float(theta[1:] @ theta[1:]) / total
+        penalised = theta * penalty_mask
+        loss = -float(weights @ log_likelihood) / total + 0.5 * l2 * float(penalised @ penalised) / total
         residual = (probabilities - onehot) * weights[:, None] / total
         grad_w = np.einsum("nk,nkf->f", residual[:, :k_max], x)
         grad_v = residual[:, k_max] @ z
-        grad = np.concatenate([grad_w, grad_v])
-        penalty = l2 * theta / total
-        penalty[0] = penalty[0] if fc > 0 else 0.0
-        grad[1:] += penalty[1:]
-        return loss, grad
+        return loss, np.concatenate([grad_w, grad_v]) + l2 * penalised / total
 
     result = minimize(objective, np.zeros(fc + z.shape[1]), jac=True, method="L-BFGS-B",
                       options={"maxiter": 500})

@@ -121,6 +121,14 @@ def _calibration_error(model: DecisionModel, examples: list[LabelledEvidence]) -
     return expected_calibration_error(pairs)
 
 
+def test_the_penalty_shrinks_every_weight_but_the_no_tool_bias():
+    # shrunk to nothing, the evidence says nothing and every candidate is alike: the unpenalised bias alone must
+    # still say how often no tool is right (2 routes in 3 here, over 5 candidates: e^b / (5 + e^b) = 2/3, b = ln 10)
+    model = DecisionModel.fit(_examples(900), l2=1e7, choose_operating_point=False)
+    assert np.abs(model.candidate_weights).max() < 1e-2 and np.abs(model.none_weights[1:]).max() < 1e-2
+    assert model.none_weights[0] == pytest.approx(math.log(10), abs=0.02)
+
+
 def test_the_temperature_recalibrates_without_changing_a_decision(tmp_path):
     # a strong penalty shrinks the weights: probabilities far too timid; the fitted temperature sharpens them back
     model = DecisionModel.fit(_examples(900), l2=3000.0)
