@@ -1,6 +1,7 @@
 """The decision model's small-catalogue part, measured from cached routes: what its out-of-scope handling costs
 tool cases (the part refitted without the out-of-scope fitting set), and calibration apart for large and small
-catalogues (the pooled figure lets the two parts' errors cancel).
+catalogues (the pooled figure lets the two parts' errors cancel), and the part's accuracy per set at each
+operating point (``operating_points``: what moving the point would trade).
 
     .venv/bin/python benchmarks/small_catalogues.py --fit-cache data/rs-merged-v7 \\
         --suite-cache data/rs-confirmed-v7s --out benchmarks/results/small-catalogues.json
@@ -34,6 +35,24 @@ def load(cache: Path, name: str) -> list[dict[str, Any]]:
     return [{**cases[r["id"]], **r} for r in map(json.loads, lines) if r.get("id") in cases]
 
 
+def operating_points(model: Any, fit: dict[str, list[dict[str, Any]]], suite: dict[str, list[dict[str, Any]]],
+                     no_tool_score: float) -> list[dict[str, Any]]:
+    """The small part's accuracy on each small fitting set and each held-out ten-tool set at every operating point
+    (offset on the no-tool utility) from -3 to +1: how much the choice of point can trade one kind for another."""
+    saved, points = model.small_offset, []
+    try:
+        for step in range(17):
+            model.small_offset = -3.0 + 0.25 * step
+            row: dict[str, Any] = {"offset": model.small_offset}
+            for label, sets in (("fit", fit), ("held_out", {n: suite[n] for n in SMALL_SUITE_SETS})):
+                row[label] = {n: sum(real_suite.predictions(r, model, no_tool_score)["router"] == r["expected"]
+                                     for r in records) / len(records) for n, records in sets.items()}
+            points.append(row)
+    finally:
+        model.small_offset = saved
+    return points
+
+
 def main(argv: list[str] | None = None) -> int:
     from gentool_router.decision import DEFAULT_DECISION_FILE, DecisionModel, LabelledEvidence
     from gentool_router.evidence import STATS_DEPTH
@@ -62,6 +81,7 @@ def main(argv: list[str] | None = None) -> int:
         result[label] = {"small_offset": model.small_offset, "accuracy": {
             n: sum(real_suite.predictions(r, model, no_tool_score)["router"] == r["expected"] for r in suite[n])
             / len(suite[n]) for n in SMALL_SUITE_SETS}}
+    result["operating_points"] = operating_points(shipped, fit, suite, no_tool_score)
     pairs: dict[str, list[tuple[float, bool]]] = {"large": [], "small": []}
     for records in suite.values():
         for r in records:
