@@ -3,8 +3,8 @@ tool cases (the part refitted without the out-of-scope fitting set), and calibra
 catalogues (the pooled figure lets the two parts' errors cancel), and the part's accuracy per set at each
 operating point (``operating_points``: what moving the point would trade).
 
-    .venv/bin/python benchmarks/small_catalogues.py --fit-cache data/rs-merged-v7 \\
-        --suite-cache data/rs-confirmed-v7s --out benchmarks/results/small-catalogues.json
+    .venv/bin/python benchmarks/small_catalogues.py --fit-cache data/rs-merged-v7t \\
+        --suite-cache data/rs-confirmed-s18 --out benchmarks/results/small-catalogues.json
 
 ``--fit-cache``: a ``real_suite.py --arithmetic merged`` cache holding ``SMALL_FIT_SETS`` (what ``--fit-small``
 fitted on); ``--suite-cache``: a ``--arithmetic confirmed`` cache of the whole suite (the router's own routes).
