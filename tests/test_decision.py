@@ -575,3 +575,25 @@ def test_the_query_classifier_is_fitted_saved_and_used(tmp_path):
     assert loaded.needs_tool(chat) == pytest.approx(model.needs_tool(chat))
     with pytest.raises(DecisionMismatchError, match="dim"):
         loaded.needs_tool(np.zeros(8))
+
+
+def test_selector_gaps_reads_the_right_tool_and_what_it_competes_with():
+    import importlib.util
+    from pathlib import Path
+
+    spec = importlib.util.spec_from_file_location(
+        "selector_gaps", Path(__file__).resolve().parents[1] / "benchmarks" / "selector_gaps.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+
+    def record(expected, *gaps):
+        return {"expected": expected, "evidence": {"candidates": [
+            {"name": f"t{i}", "selector_gap": g, "cosine": 0.1 * i} for i, g in enumerate(gaps)]}}
+
+    tool_set = [record("t1", 0.0, 2.0, 5.0), record("t0", 1.0, 3.0), record("t9", 4.0)]  # t9: not retrieved
+    row = module.set_gaps(tool_set)
+    assert row["routes"] == 2 and row["right_tool_not_retrieved"] == 1
+    assert row["selector_gap_quartiles"][1] == pytest.approx(1.5)  # the right tools' gaps: 2.0 and 1.0
+    assert row["best_wrong_candidate_gap_quartiles"][1] == pytest.approx(4.0)  # 5.0 and 3.0
+    no_tool = module.set_gaps([record(None, -1.0, 2.5)])
+    assert no_tool["selector_gap_quartiles"] == [2.5, 2.5, 2.5] and "best_wrong_candidate_gap_quartiles" not in no_tool

@@ -1,0 +1,82 @@
+"""How sure the selector is of right tools against near misses, per suite set: where the decision has nothing to go on.
+
+    .venv/bin/python benchmarks/selector_gaps.py --cache data/rs-merged-v7t \\
+        --out benchmarks/results/selector-gaps.json
+
+For each suite set, from a ``real_suite.py`` cache (nothing is routed here): the quartiles of the selector's yes/no
+gap and of the cosine on the right tool (tool sets, where it was retrieved; with the best gap among the other
+candidates, what the right tool competes with) or on the best-scored candidate (sets whose answer is no tool).
+Where the right tools' gaps sit no higher than the near misses' best, no tool-or-none rule over the selector can
+abstain on the near misses without abstaining on right tools too (BENCHMARKS.md, "Real catalogues"): a retrained
+selector should move these figures apart.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from small_catalogues import load  # noqa: E402
+
+
+def quartiles(values: list[float]) -> list[float]:
+    """Lower quartile, median and upper quartile (rounded; all three the value when there is one)."""
+    if len(values) < 2:
+        return [round(values[0], 3)] * 3 if values else []
+    return [round(q, 3) for q in statistics.quantiles(values, n=4)]
+
+
+def set_gaps(records: list[dict[str, Any]]) -> dict[str, Any]:
+    """The quartiles of one set's selector gaps and cosines: the right tool's, or the best-scored candidate's."""
+    gaps, cosines, others, missing = [], [], [], 0
+    for record in records:
+        candidates = record["evidence"]["candidates"]
+        if record["expected"] is None:
+            chosen = max(candidates, key=lambda c: c["selector_gap"])
+        else:
+            right = [c for c in candidates if c["name"] == record["expected"]]
+            if not right:
+                missing += 1
+                continue
+            chosen = right[0]
+            wrong = [c["selector_gap"] for c in candidates if c["name"] != record["expected"]]
+            if wrong:
+                others.append(max(wrong))
+        gaps.append(chosen["selector_gap"])
+        cosines.append(chosen["cosine"])
+    row = {"routes": len(gaps), "right_tool_not_retrieved": missing,
+           "selector_gap_quartiles": quartiles(gaps), "cosine_quartiles": quartiles(cosines)}
+    if others:  # a tool set: what the right tool competes with
+        row["best_wrong_candidate_gap_quartiles"] = quartiles(others)
+    return row
+
+
+def main(argv: list[str] | None = None) -> int:
+    from gentool_router_train.real_sets import SUITE_SETS
+
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--cache", type=Path, required=True, help="A real_suite.py cache holding the suite sets.")
+    parser.add_argument("--out", type=Path)
+    args = parser.parse_args(argv)
+
+    result: dict[str, Any] = {"sets": {}}
+    for name, (kind, _) in SUITE_SETS.items():
+        result["sets"][name] = {"kind": kind, "measured_on": "right tool" if kind == "tool" else "best-scored tool",
+                                **set_gaps(load(args.cache, name))}
+    result["command"] = "benchmarks/selector_gaps.py " + " ".join(argv if argv is not None else sys.argv[1:])
+    for name, row in result["sets"].items():
+        print(f"{name:24s} {row['kind']:13s} {row['measured_on']:17s} gap {row['selector_gap_quartiles']}  "
+              f"cosine {row['cosine_quartiles']}  best wrong gap {row.get('best_wrong_candidate_gap_quartiles', '-')}")
+    if args.out is not None:
+        args.out.write_text(json.dumps(result, indent=1) + "\n", encoding="utf-8")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
