@@ -33,7 +33,16 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from compare_arithmetic import read_cache  # noqa: E402
-from real_suite import ROOT, _evidence, _held_out_group, cache_embedder, embed_queries, predictions, prune  # noqa: E402
+from real_suite import (  # noqa: E402
+    ROOT,
+    _evidence,
+    _held_out_group,
+    cache_embedder,
+    embed_queries,
+    embedder_for,
+    predictions,
+    prune,
+)
 
 FOLDS = 5
 
@@ -58,7 +67,6 @@ def main(argv: list[str] | None = None) -> int:
         default_decision,
         expected_calibration_error,
     )
-    from gentool_router.embedder import MiniLMEmbedder
     from gentool_router.evidence import STATS_DEPTH
     from gentool_router.models import ADAPTER_FILE
     from gentool_router.settings import DEFAULT_PRUNE_MARGIN, DEFAULT_SMALL_PRUNE_MARGIN
@@ -78,8 +86,6 @@ def main(argv: list[str] | None = None) -> int:
     fit = prune(load(FIT_SETS), None, DEFAULT_SMALL_PRUNE_MARGIN)
     small = prune(load(SMALL_FIT_SETS), None, DEFAULT_SMALL_PRUNE_MARGIN)
     suite = prune(load(SUITE_SETS), DEFAULT_PRUNE_MARGIN, DEFAULT_SMALL_PRUNE_MARGIN)
-    from gentool_router.retriever_delta import TUNED_MODEL_ID
-
     embedder_id = cache_embedder(args.cache)  # the routes' embedder (stock in the caches this was measured on)
     for routed in (fit, small, suite):
         embed_queries(routed, embedder_id)
@@ -95,7 +101,7 @@ def main(argv: list[str] | None = None) -> int:
                                  (args.synthetic / "train.jsonl").read_text(encoding="utf-8").splitlines()))
     random.Random(0).shuffle(trained)
     tool_queries = [q for q in trained if query_key(q) not in suite_keys][: args.tool_queries]
-    extra_vectors = np.asarray(MiniLMEmbedder(tuned=embedder_id == TUNED_MODEL_ID).embed_queries(no_tool + tool_queries))
+    extra_vectors = np.asarray(embedder_for(embedder_id).embed_queries(no_tool + tool_queries))
     extra_labels = [False] * len(no_tool) + [True] * len(tool_queries)
 
     fitted = [r for name in fit for r in fit[name]]

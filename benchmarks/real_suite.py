@@ -376,14 +376,19 @@ def plain_embedding_top1(routed: dict[str, list[dict[str, Any]]], cache: Path) -
         record["plain_top1"] = known[record["id"]][1]
 
 
-def embed_queries(routed: dict[str, list[dict[str, Any]]], embedder_id: str) -> None:
-    """Each record's query embedding (``vector``), for the decision model's query classifier: with the embedder the
-    routes were gathered with and the decision model was fitted with (``embedder_id``, from either's identity)."""
+def embedder_for(embedder_id: str) -> Any:
+    """The embedder an identity names: the shipped fine-tuned retriever or the stock all-MiniLM-L6-v2."""
     from gentool_router.embedder import MiniLMEmbedder
     from gentool_router.retriever_delta import TUNED_MODEL_ID
 
+    return MiniLMEmbedder(tuned=embedder_id == TUNED_MODEL_ID)
+
+
+def embed_queries(routed: dict[str, list[dict[str, Any]]], embedder_id: str) -> None:
+    """Each record's query embedding (``vector``), for the decision model's query classifier: with the embedder the
+    routes were gathered with and the decision model was fitted with (``embedder_id``, from either's identity)."""
     records = [r for rs in routed.values() for r in rs]
-    vectors = MiniLMEmbedder(tuned=embedder_id == TUNED_MODEL_ID).embed_queries([r["query"] for r in records])
+    vectors = embedder_for(embedder_id).embed_queries([r["query"] for r in records])
     for record, vector in zip(records, vectors):
         record["vector"] = vector
 

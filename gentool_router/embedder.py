@@ -268,10 +268,10 @@ def _tune_torch_model(model: Any, delta: dict[str, np.ndarray]) -> None:
     import torch
 
     bert = model[0].auto_model
-    state = {k: v.detach().cpu().numpy() for k, v in bert.state_dict().items()}
     changed = {key.rsplit(".", 1)[0] for key in delta}
+    state = {k: v.detach().cpu().numpy() for k, v in bert.state_dict().items() if k in changed}  # only what changes
     tuned = apply_delta(state, delta)
-    bert.load_state_dict({k: torch.from_numpy(np.ascontiguousarray(tuned[k])) for k in changed}, strict=False)
+    bert.load_state_dict({k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in tuned.items()}, strict=False)
 
 
 class _NumpyBert:

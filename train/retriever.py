@@ -109,7 +109,8 @@ def fine_tune(pairs: list[Pair], *, epochs: int = 1, learning_rate: float = 2e-5
 
 
 def _bert_weights(state: dict[str, Any]) -> dict[str, np.ndarray]:
-    """A BERT state dict as float32 arrays named as in the packaged model.safetensors (no ``bert.`` prefix)."""
+    """A BERT state dict (torch tensors or arrays) as float32 arrays named as in the packaged model.safetensors
+    without the ``bert.`` prefix: the stock file and the tuned model compared key by key."""
     out = {}
     for key, value in state.items():
         key = key[len("auto_model."):] if key.startswith("auto_model.") else key
@@ -153,8 +154,7 @@ def train_retriever(data: Path, out: Path, *, pairs_limit: int = 6000, rank: int
         raise GentoolError(f"{train_path} has no record with a right tool to learn from")
     log(f"{len(pairs)} query-tool pairs from {train_path}")
     model = fine_tune(pairs, batch_size=batch_size, seed=seed, threads=threads, log=log)
-    stock = {k[len("bert."):] if k.startswith("bert.") else k: v
-             for k, v in load_file(str(default_embedder_dir() / "model.safetensors")).items()}
+    stock = _bert_weights(load_file(str(default_embedder_dir() / "model.safetensors")))
     delta = low_rank_delta(stock, _bert_weights(model[0].auto_model.state_dict()), rank)
     metadata = {"delta_version": DELTA_VERSION, "base": "sentence-transformers/all-MiniLM-L6-v2",
                 "rank": str(rank), "pairs": str(len(pairs)), "data": data.name, "seed": str(seed),
