@@ -201,6 +201,25 @@ def test_the_suite_stays_out_of_every_measured_selectors_data():
     assert {query_key(q["query"]) for q in load_no_tool_queries()} <= training_exposure(trained_configs()[1]).query_keys
 
 
+def test_the_written_requests_stay_out_of_the_suite_and_the_fitting_sets():
+    """gentool-v8's written requests (train/data/written): their tools are no suite or fitting case's target (nor
+    a bundled catalogue tool), and no suite or fitting query is one of them; every tool has requests both ways."""
+    from gentool_router_train.own_catalogue import load_own_catalogue
+    from gentool_router_train.real_sets import (ABLATION_SETS, FIT_SETS, SMALL_FIT_SETS, SUITE_SETS,
+                                                WRITTEN_REQUESTS, WRITTEN_TOOLS, build_set, catalogue)
+
+    own = load_own_catalogue(WRITTEN_TOOLS, WRITTEN_REQUESTS)
+    written = {query_key(q.query) for q in own.queries} | {query_key(q) for q, _ in own.no_tool}
+    assert len(own.tools) > 400 and len(written) > 2000 and not own.tools_without_queries
+    about = {json.loads(line).get("about") for line in WRITTEN_REQUESTS.read_text(encoding="utf-8").splitlines()}
+    assert set(own.tools) <= about  # two near misses were written around every tool
+    assert not set(own.tools) & {t.name for t in catalogue("examples")}
+    for name in [*SUITE_SETS, *FIT_SETS, *SMALL_FIT_SETS, *ABLATION_SETS]:
+        cases = build_set(name)
+        assert not {query_key(c["query"]) for c in cases} & written, name
+        assert not {t for c in cases for t in [c["expected"], *c["exclude"]] if t} & set(own.tools), name
+
+
 @pytest.mark.slow
 def test_same_source_candidates_keep_each_query_among_its_own_corpus(tmp_path, caching_embedder):
     """``--same-source-candidates``: a MetaTool query is shown MetaTool tools only, a Seal-Tools query Seal-Tools

@@ -21,6 +21,7 @@ import gzip
 import io
 import json
 import random
+from dataclasses import replace
 from functools import lru_cache
 from typing import Any, Callable, Iterator
 
@@ -35,6 +36,10 @@ __all__ = ["SUITE_SETS", "FIT_SETS", "SMALL_FIT_SETS", "ABLATION_SETS", "build_s
 
 #: Cases per set unless a set has fewer (200 cases: a 95% interval of about ±6 points).
 DEFAULT_LIMIT = 200
+#: Requests written for the project over 407 Seal-Tools tools that no suite or fitting case expects, 3 a tool plus
+#: 2 near misses a tool (train/data/README.md): gentool-v8's ``generate-data --tools --queries``.
+WRITTEN_TOOLS = DATA_DIR / "written" / "tools.jsonl"
+WRITTEN_REQUESTS = DATA_DIR / "written" / "requests.jsonl"
 _SEED = 0
 
 # ------------------------------------------------------------------------------------------------- catalogues
@@ -137,14 +142,16 @@ def _metatool_rows() -> list[tuple[int, str, str]]:
 def trained_configs() -> tuple[Any, ...]:
     """The ``generate-data`` settings of every selector this suite measures (TRAINING.md): gentool-v2 (seed 0,
     public evaluation queries left out, bundled example queries kept) and gentool-v4 (the same queries over the
-    retriever's real candidates, neutral pairs, plus the project's no-tool requests) and gentool-v7 (v2's queries,
-    neutral pairs, each query's candidates from its own corpus)."""
+    retriever's real candidates, neutral pairs, plus the project's no-tool requests), gentool-v7 (v2's queries,
+    neutral pairs, each query's candidates from its own corpus) and gentool-v8 (v7 plus the project's written
+    requests over Seal-Tools tools, :data:`WRITTEN_TOOLS` and :data:`WRITTEN_REQUESTS`)."""
     from .simulate import SimulationConfig
 
     v2 = SimulationConfig(exclude_example_queries=False)
+    v7 = SimulationConfig(exclude_example_queries=False, neutral_pairs=True, same_source_candidates=True)
     return (v2, SimulationConfig(exclude_example_queries=False, candidates="retrieval", neutral_pairs=True,
                                  no_tool_queries=True),
-            SimulationConfig(exclude_example_queries=False, neutral_pairs=True, same_source_candidates=True))
+            v7, replace(v7, tools=str(WRITTEN_TOOLS), queries=str(WRITTEN_REQUESTS)))
 
 
 @lru_cache(maxsize=None)

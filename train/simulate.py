@@ -516,6 +516,9 @@ def training_exposure(config: SimulationConfig) -> TrainingExposure:
     _, _, multi, by_tool, heldout = _query_plan(config, random.Random(config.seed))
     keys = {query_key(q.query) for qs in by_tool.values() for q in qs} | {query_key(q.query) for q in multi}
     keys |= {query_key(q) for q, _ in _no_tool_plan(config)}
+    if config.queries:  # a catalogue's labelled requests (``--tools --queries``) are training queries too
+        own = load_own_catalogue(config.tools, config.queries)
+        keys |= {query_key(q.query) for q in own.queries} | {query_key(q) for q, _ in own.no_tool}
     return TrainingExposure(frozenset(keys), frozenset(heldout))
 
 
