@@ -205,8 +205,16 @@ def test_the_written_requests_stay_out_of_the_suite_and_the_fitting_sets():
     """gentool-v8's written requests (train/data/written): their tools are no suite or fitting case's target (nor
     a bundled catalogue tool), and no suite or fitting query is one of them; every tool has requests both ways."""
     from gentool_router_train.own_catalogue import load_own_catalogue
-    from gentool_router_train.real_sets import (ABLATION_SETS, FIT_SETS, SMALL_FIT_SETS, SUITE_SETS,
-                                                WRITTEN_REQUESTS, WRITTEN_TOOLS, build_set, catalogue)
+    from gentool_router_train.real_sets import (
+        ABLATION_SETS,
+        FIT_SETS,
+        SMALL_FIT_SETS,
+        SUITE_SETS,
+        WRITTEN_REQUESTS,
+        WRITTEN_TOOLS,
+        build_set,
+        catalogue,
+    )
 
     own = load_own_catalogue(WRITTEN_TOOLS, WRITTEN_REQUESTS)
     written = {query_key(q.query) for q in own.queries} | {query_key(q) for q, _ in own.no_tool}
