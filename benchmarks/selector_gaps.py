@@ -8,7 +8,9 @@ gap and of the cosine on the right tool (tool sets, where it was retrieved; with
 candidates, what the right tool competes with) or on the best-scored candidate (sets whose answer is no tool).
 Where the right tools' gaps sit no higher than the near misses' best, no tool-or-none rule over the selector can
 abstain on the near misses without abstaining on right tools too (BENCHMARKS.md, "Real catalogues"): a retrained
-selector should move these figures apart.
+selector should move these figures apart. ``separation`` puts one number on it for each catalogue with both kinds of
+set: the chance that a right tool's gap is above a near miss's best gap (ROC AUC; a right tool not retrieved counts
+as below every near miss), 0.5 where the selector cannot tell them apart.
 """
 
 from __future__ import annotations
@@ -57,6 +59,22 @@ def set_gaps(records: list[dict[str, Any]]) -> dict[str, Any]:
     return row
 
 
+#: (tool set, near-miss set) over the same catalogue: the pairs ``separation`` compares.
+SEPARATION_PAIRS = (("examples_tool", "examples_near_miss"), ("metatool_single", "metatool_near_miss"))
+
+
+def separation(tool_records: list[dict[str, Any]], near_miss_records: list[dict[str, Any]]) -> float:
+    """ROC AUC of the right tool's gap (tool cases) against the best candidate's gap (near misses); ties count half."""
+    def right_gap(record: dict[str, Any]) -> float:
+        right = [c["selector_gap"] for c in record["evidence"]["candidates"] if c["name"] == record["expected"]]
+        return right[0] if right else float("-inf")
+
+    right = [right_gap(r) for r in tool_records]
+    near = [max(c["selector_gap"] for c in r["evidence"]["candidates"]) for r in near_miss_records]
+    wins = sum((a > b) + 0.5 * (a == b) for a in right for b in near)
+    return round(wins / (len(right) * len(near)), 3)
+
+
 def main(argv: list[str] | None = None) -> int:
     from gentool_router_train.real_sets import SUITE_SETS
 
@@ -69,10 +87,14 @@ def main(argv: list[str] | None = None) -> int:
     for name, (kind, _) in SUITE_SETS.items():
         result["sets"][name] = {"kind": kind, "measured_on": "right tool" if kind == "tool" else "best-scored tool",
                                 **set_gaps(load(args.cache, name))}
+    result["separation"] = {f"{tool} vs {near}": separation(load(args.cache, tool), load(args.cache, near))
+                            for tool, near in SEPARATION_PAIRS}
     result["command"] = "benchmarks/selector_gaps.py " + " ".join(argv if argv is not None else sys.argv[1:])
     for name, row in result["sets"].items():
         print(f"{name:24s} {row['kind']:13s} {row['measured_on']:17s} gap {row['selector_gap_quartiles']}  "
               f"cosine {row['cosine_quartiles']}  best wrong gap {row.get('best_wrong_candidate_gap_quartiles', '-')}")
+    for pair, auc in result["separation"].items():
+        print(f"separation {pair}: {auc}")
     if args.out is not None:
         args.out.write_text(json.dumps(result, indent=1) + "\n", encoding="utf-8")
     return 0

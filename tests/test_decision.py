@@ -597,3 +597,6 @@ def test_selector_gaps_reads_the_right_tool_and_what_it_competes_with():
     assert row["best_wrong_candidate_gap_quartiles"][1] == pytest.approx(4.0)  # 5.0 and 3.0
     no_tool = module.set_gaps([record(None, -1.0, 2.5)])
     assert no_tool["selector_gap_quartiles"] == [2.5, 2.5, 2.5] and "best_wrong_candidate_gap_quartiles" not in no_tool
+    # right tools 2.0, 1.0 and one not retrieved, against near misses whose best gaps are 2.5 and 1.0
+    near = [record(None, -1.0, 2.5), record(None, 1.0)]
+    assert module.separation(tool_set, near) == pytest.approx((0 + 1 + 0 + 0.5 + 0 + 0) / 6, abs=1e-3)
