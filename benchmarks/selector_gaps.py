@@ -34,6 +34,11 @@ def quartiles(values: list[float]) -> list[float]:
     return [round(q, 3) for q in statistics.quantiles(values, n=4)]
 
 
+def right_candidate(record: dict[str, Any]) -> dict[str, Any] | None:
+    """The candidate that is the case's right tool, or None when retrieval missed it."""
+    return next((c for c in record["evidence"]["candidates"] if c["name"] == record["expected"]), None)
+
+
 def set_gaps(records: list[dict[str, Any]]) -> dict[str, Any]:
     """The quartiles of one set's selector gaps and cosines: the right tool's, or the best-scored candidate's."""
     gaps, cosines, others, missing = [], [], [], 0
@@ -42,11 +47,11 @@ def set_gaps(records: list[dict[str, Any]]) -> dict[str, Any]:
         if record["expected"] is None:
             chosen = max(candidates, key=lambda c: c["selector_gap"])
         else:
-            right = [c for c in candidates if c["name"] == record["expected"]]
-            if not right:
+            right = right_candidate(record)
+            if right is None:
                 missing += 1
                 continue
-            chosen = right[0]
+            chosen = right
             wrong = [c["selector_gap"] for c in candidates if c["name"] != record["expected"]]
             if wrong:
                 others.append(max(wrong))
@@ -65,11 +70,7 @@ SEPARATION_PAIRS = (("examples_tool", "examples_near_miss"), ("metatool_single",
 
 def separation(tool_records: list[dict[str, Any]], near_miss_records: list[dict[str, Any]]) -> float:
     """ROC AUC of the right tool's gap (tool cases) against the best candidate's gap (near misses); ties count half."""
-    def right_gap(record: dict[str, Any]) -> float:
-        right = [c["selector_gap"] for c in record["evidence"]["candidates"] if c["name"] == record["expected"]]
-        return right[0] if right else float("-inf")
-
-    right = [right_gap(r) for r in tool_records]
+    right = [c["selector_gap"] if (c := right_candidate(r)) is not None else float("-inf") for r in tool_records]
     near = [max(c["selector_gap"] for c in r["evidence"]["candidates"]) for r in near_miss_records]
     wins = sum((a > b) + 0.5 * (a == b) for a in right for b in near)
     return round(wins / (len(right) * len(near)), 3)
