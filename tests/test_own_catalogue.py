@@ -12,7 +12,9 @@ from click.testing import CliRunner
 
 from gentool_router.cli import main
 from gentool_router.errors import CatalogError
+from gentool_router.tools import NO_TOOL
 from gentool_router_train.own_catalogue import SOURCE, load_own_catalogue
+from gentool_router_train.simulate import NEAR_MISS
 from gentool_router_train.sources import load_no_tool_queries, query_key
 
 from conftest import SMALL_TOOLS
@@ -38,14 +40,17 @@ def test_every_bad_query_line_is_reported_at_once(tmp_path, catalogue):
         {"query": "Say hi to Bob", "tool": "no_such_tool"},
         {"query": "What is 2 + 2?"},
         ["a", "list"],
+        {"query": "Will it snow?", "tool": "get_weather_forecast", "about": "get_weather_forecast"},
+        {"query": "Delete last week's forecast", "tool": None, "about": "no_such_forecast"},
     ])
     with pytest.raises(CatalogError) as caught:
         load_own_catalogue(catalogue, queries)
     message = str(caught.value)
-    assert message.startswith("5 bad query lines: ")
-    for line in (2, 3, 4, 5, 6):
+    assert message.startswith("7 bad query lines: ")
+    for line in (2, 3, 4, 5, 6, 7, 8):
         assert f"q.jsonl:{line}:" in message
     assert "no_such_tool" in message and "q.jsonl:1:" not in message
+    assert "only with \"tool\": null" in message and "'no_such_forecast' is not a tool" in message
 
 
 def test_labels_of_one_text_hide_each_other_and_null_is_a_no_tool_request(tmp_path, catalogue):
@@ -55,11 +60,13 @@ def test_labels_of_one_text_hide_each_other_and_null_is_a_no_tool_request(tmp_pa
         {"query": "Check the  forecast and mail it to Ann", "tool": email},
         {"query": "Check the forecast and mail it to Ann", "tool": weather},  # a repeat: kept once
         {"query": "Thanks, that is all", "tool": None},
+        {"query": "Unsend the mail I wrote Ann", "tool": None, "about": email},
     ])
     own = load_own_catalogue(catalogue, queries)
     assert [(q.tool, q.others, q.source) for q in own.queries] == [(weather, (email,), SOURCE),
                                                                     (email, (weather,), SOURCE)]
-    assert [q for q, _ in own.no_tool] == ["Thanks, that is all"]
+    assert [q for q, _ in own.no_tool] == ["Thanks, that is all", "Unsend the mail I wrote Ann"]
+    assert own.near_miss_of == {f"{SOURCE}:5": email}
     assert set(own.tools_without_queries) == {t.name for t in SMALL_TOOLS} - {weather, email}
 
 
@@ -113,18 +120,24 @@ def test_the_whole_path_on_a_tiny_catalogue_through_the_cli(tmp_path, catalogue)
             for i, verb in enumerate(["Forecast for Bergen", "Email my landlord", "Book a slot on Monday",
                                       "Price of ACME shares", "Say this in Spanish", "A soup recipe"] * 3)]
     rows.append({"query": "Good morning!", "tool": None})
+    rows.append({"query": "Delete the email I sent my landlord yesterday", "tool": None, "about": names[1]})
     queries = _write_jsonl(tmp_path / "q.jsonl", rows)
     data, run = tmp_path / "data", tmp_path / "run"
     runner = CliRunner()
     result = runner.invoke(main, ["generate-data", "--out", str(data), "--tools", str(catalogue), "--queries",
-                                  str(queries), "--max-queries-per-tool", "2", "--seen-query-test-cases", "10"])
+                                  str(queries), "--max-queries-per-tool", "2", "--seen-query-test-cases", "10",
+                                  "--near-miss-cases"])
     assert result.exit_code == 0, result.output
-    assert "your catalogue: 6 tools, 18 labelled queries, 1 of yours" in result.output
+    assert "your catalogue: 6 tools, 18 labelled queries, 2 of yours" in result.output
     own_cases = [json.loads(line) for split in ("train", "dev")
                  for line in (data / f"{split}.jsonl").read_text().splitlines()
                  if json.loads(line)["source"] == SOURCE]
     catalogue_names = set(names)
-    assert {c["case_type"] for c in own_cases} >= {"plain", "no-tool", "tool-added", "weak-to-strong"}
+    assert {c["case_type"] for c in own_cases} >= {"plain", "no-tool", "tool-added", "weak-to-strong", NEAR_MISS}
+    near_misses = [c for c in own_cases if c["case_type"] == NEAR_MISS]  # shown beside the tool they come close to
+    assert [(c["near_miss_of"], c["expected"], c["ranking"][:2]) for c in near_misses] == [
+        (names[1], None, [NO_TOOL, names[1]])]
+    assert names[1] in {t["name"] for t in near_misses[0]["tools"]}
     for case in own_cases:  # the user's cases are over the user's catalogue (and weak copies of its tools)
         shown = {t["name"] for t in case["tools"]}
         weak = case.get("weak_variant", {}).get("name")

@@ -6,7 +6,9 @@ over the user's catalogue, so the selector trains on the toolsets it will meet t
 the guide.
 
 Queries file: one JSON object a line, ``{"query": "...", "tool": "name"}``; ``"tool": null`` marks a request that
-no tool of the catalogue serves (a no-tool case). Every bad line is reported at once, before any work starts.
+no tool of the catalogue serves (a no-tool case), and ``"about": "name"`` beside it the tool it comes close to (a
+near miss: that tool's topic, an action or result it does not give). Every bad line is reported at once, before any
+work starts.
 """
 
 from __future__ import annotations
@@ -33,11 +35,13 @@ MAX_REPORTED = 20
 
 @dataclass(frozen=True)
 class OwnCatalogue:
-    """The user's tools by name, their labelled queries and their no-tool requests (query, id)."""
+    """The user's tools by name, their labelled queries, their no-tool requests (query, id) and, for the near misses
+    among those, the tool each comes close to (by request id)."""
 
     tools: dict[str, Tool]
     queries: list[SourceQuery]
     no_tool: list[tuple[str, str]] = field(default_factory=list)
+    near_miss_of: dict[str, str] = field(default_factory=dict)
 
     @property
     def tools_without_queries(self) -> list[str]:
@@ -77,6 +81,7 @@ def load_own_catalogue(tools_path: str | Path, queries_path: str | Path | None =
         return OwnCatalogue(tools, [])
     labelled: list[tuple[int, str, str]] = []
     no_tool: list[tuple[str, str]] = []
+    near_miss_of: dict[str, str] = {}
     problems: list[str] = []
     path = Path(queries_path)
     for number, line in read_lines(path, "query"):
@@ -84,9 +89,11 @@ def load_own_catalogue(tools_path: str | Path, queries_path: str | Path | None =
         if isinstance(problem, str):
             problems.append(f"{path}:{number}: {problem}")
             continue
-        query, tool = problem
+        query, tool, about = problem
         if tool is None:
             no_tool.append((query, f"{SOURCE}:{number}"))
+            if about is not None:
+                near_miss_of[f"{SOURCE}:{number}"] = about
         else:
             labelled.append((number, query, tool))
     if problems:
@@ -101,11 +108,11 @@ def load_own_catalogue(tools_path: str | Path, queries_path: str | Path | None =
         seen.add((query_key(query), tool))
         others = tuple(sorted(labels[query_key(query)] - {tool}))
         queries.append(SourceQuery(f"{SOURCE}:{number}", query, tool, SOURCE, (), others))
-    return OwnCatalogue(tools, queries, no_tool)
+    return OwnCatalogue(tools, queries, no_tool, near_miss_of)
 
 
-def _check_line(line: str, tools: dict[str, Tool]) -> str | tuple[str, str | None]:
-    """(query, tool or None), or what is wrong with the line."""
+def _check_line(line: str, tools: dict[str, Tool]) -> str | tuple[str, str | None, str | None]:
+    """(query, tool or None, the tool a no-tool request comes close to or None), or what is wrong with the line."""
     try:
         record = parse_object(line, "query line")
     except CatalogError as exc:
@@ -122,4 +129,10 @@ def _check_line(line: str, tools: dict[str, Tool]) -> str | tuple[str, str | Non
         return "'tool' must be a tool name or null"
     if tool is not None and tool not in tools:
         return f"tool {tool!r} is not in the catalogue"
-    return " ".join(query.split()), tool
+    about = record.get("about")
+    if about is not None:
+        if tool is not None:
+            return "'about' names the tool a no-tool request comes close to: only with \"tool\": null"
+        if not isinstance(about, str) or about not in tools:
+            return f"'about' {about!r} is not a tool of the catalogue"
+    return " ".join(query.split()), tool, about

@@ -63,12 +63,15 @@ from .sources import (
 )
 from .weak import is_weaker, make_weak_variant, neutral_pair_names
 
-__all__ = ["SimulationConfig", "generate_dataset", "add_version_hints", "SCENARIOS", "CASE_TYPES"]
+__all__ = ["SimulationConfig", "generate_dataset", "add_version_hints", "SCENARIOS", "CASE_TYPES", "NEAR_MISS"]
 
 SCENARIOS = ("seen_query_seen_tool", "unseen_query_seen_tool", "seen_query_unseen_tool", "unseen_query_unseen_tool")
 #: The test scenario of queries that need no tool at all (``--no-tool-queries``).
 OUT_OF_SCOPE = "out_of_scope"
 CASE_TYPES = ("no-tool", "tool-added", "weak-to-strong", "plain")
+#: The case type of a near miss of the user's (``--near-miss-cases``): a no-tool request shown beside the tool it
+#: comes close to. A type of its own so balanced sampling gives near misses an equal share of training.
+NEAR_MISS = "near-miss"
 NEAR_DUPLICATE = 0.92
 NEIGHBOURS = 40
 
@@ -289,14 +292,23 @@ def generate_dataset(
             cases[split].append(record)
 
     def emit_no_tool(split: str, query: str, query_id: str, source: _Pool | None = None,
-                     source_name: str = "no-tool-queries") -> None:
-        """A request that needs no tool, over the retriever's top k."""
+                     source_name: str = "no-tool-queries", near_miss_of: str | None = None) -> None:
+        """A request that needs no tool, over the retriever's top k; a near miss also over the tool it comes
+        close to (ranked right after no tool: the strongest wrong answer)."""
         source = source or pool
         assert source is not None  # the whole catalogue's pool is built whenever there are such requests
-        shown, ranking = _toolset(source, None, False, None, rng, config.k, split in ("train", "dev"), (), query)
+        training = split in ("train", "dev")
+        if near_miss_of is None:
+            shown, ranking = _toolset(source, None, False, None, rng, config.k, training, (), query)
+        else:
+            shown, ranking = _toolset(source, near_miss_of, True, None, rng, config.k, training, (), query)
+            ranking = [NO_TOOL, near_miss_of, *ranking[2:]]  # _toolset ranks a shown tool first
         record = {"id": f"{split}-{len(cases[split]):05d}", "query": query, "tools": shown, "expected": None,
                   "ranking": ranking, "scenario": OUT_OF_SCOPE if split == "test" else None,
-                  "case_type": "no-tool", "target": None, "query_id": query_id, "source": source_name}
+                  "case_type": "no-tool" if near_miss_of is None else NEAR_MISS, "target": None,
+                  "query_id": query_id, "source": source_name}
+        if near_miss_of is not None:
+            record["near_miss_of"] = near_miss_of
         _maybe_hint(record, config)
         cases[split].append(record)
 
@@ -421,7 +433,8 @@ def _emit_own(own: OwnCatalogue, config: SimulationConfig, cases: dict[str, list
     for q in dev_queries:
         emit("dev", q, "unseen_query_seen_tool", _case_types(rng, config), rng, pool)
     for number, (query, query_id) in enumerate(requests):
-        emit_no_tool("dev" if number % 20 == 5 else "train", query, query_id, pool, OWN_SOURCE)
+        near_miss_of = own.near_miss_of.get(query_id) if config.near_miss_cases else None
+        emit_no_tool("dev" if number % 20 == 5 else "train", query, query_id, pool, OWN_SOURCE, near_miss_of)
     keep = max(MIN_BUNDLED_TRAIN_CASES, round(len(cases["train"]) * (1 - config.own_share) / config.own_share))
     if keep < len(bundled):
         chosen = sorted(random.Random(f"{config.seed}:own-mix").sample(range(len(bundled)), keep))

@@ -68,10 +68,16 @@ class SimulationConfig:
     own_share: float = field(default=0.4, metadata={
         "help": "With --tools: the share of training cases built around your catalogue; the bundled corpora's "
                 "training cases are sampled down to the rest."})
+    near_miss_cases: bool = field(default=False, metadata={
+        "help": "With --queries: a no-tool request that names the tool it comes close to (\"about\") becomes a "
+                "near-miss case: that tool always among its candidates, and a case type of its own, so training "
+                "draws as many near misses as cases of each other type."})
 
     def __post_init__(self) -> None:
         if self.queries and not self.tools:
             raise ValueError("--queries needs --tools (the catalogue the queries are labelled with)")
+        if self.near_miss_cases and not self.queries:
+            raise ValueError("--near-miss-cases needs --queries (the near misses are no-tool lines with \"about\")")
         if not 0 < self.own_share < 1:
             raise ValueError("--own-share must be between 0 and 1")
         if self.candidates not in CANDIDATE_SOURCES:
