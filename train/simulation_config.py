@@ -71,7 +71,7 @@ class SimulationConfig:
     near_miss_cases: bool = field(default=False, metadata={
         "help": "With --queries: a no-tool request that names the tool it comes close to (\"about\") becomes a "
                 "near-miss case: that tool always among its candidates, and a case type of its own, so training "
-                "draws as many near misses as cases of each other type."})
+                "draws up to as many near misses as cases of each other type."})
 
     def __post_init__(self) -> None:
         if self.queries and not self.tools:
