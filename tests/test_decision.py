@@ -600,3 +600,29 @@ def test_selector_gaps_reads_the_right_tool_and_what_it_competes_with():
     # right tools 2.0, 1.0 and one not retrieved, against near misses whose best gaps are 2.5 and 1.0
     near = [record(None, -1.0, 2.5), record(None, 1.0)]
     assert module.separation(tool_set, near) == pytest.approx((0 + 1 + 0 + 0.5 + 0 + 0) / 6, abs=1e-3)
+
+
+def test_decision_ceiling_checks_each_set_against_its_own_line():
+    import importlib.util
+    import sys
+    from pathlib import Path
+
+    folder = Path(__file__).resolve().parents[1] / "benchmarks"
+    sys.path.insert(0, str(folder))  # the script imports real_suite beside it
+    try:
+        spec = importlib.util.spec_from_file_location("decision_ceiling", folder / "decision_ceiling.py")
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+    finally:
+        sys.path.remove(str(folder))
+
+    rows = module.acceptance_rows({
+        "tools": {"kind": "tool", "cases": 10, "accuracy": {"router": 0.80, "retrieval": 0.70}},
+        "close": {"kind": "tool", "cases": 10, "accuracy": {"router": 0.72, "retrieval": 0.70}},
+        "chat": {"kind": "out_of_scope", "cases": 5, "accuracy": {"router": 0.96, "retrieval": 0.0}},
+        "near": {"kind": "near_miss", "cases": 5, "accuracy": {"router": 0.50, "retrieval": 0.0}},
+    })
+    assert rows["tools"]["needed"] == pytest.approx(0.73) and rows["tools"]["slack"] == pytest.approx(0.07)
+    assert rows["close"]["slack"] == pytest.approx(-0.01)  # above retrieval, but not by three points
+    assert rows["chat"]["needed"] == 0.95 and rows["chat"]["slack"] > 0
+    assert rows["near"]["needed"] == 0.75 and rows["near"]["slack"] == pytest.approx(-0.25)
