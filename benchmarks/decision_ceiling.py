@@ -34,7 +34,6 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import real_suite  # noqa: E402  (the suite's own loading, pruning and scoring)
 
-ROOT = Path(__file__).resolve().parents[1]
 #: The decision issue's acceptance lines: a tool set must beat plain embedding top-1 by this much; the other kinds
 #: must reach a floor.
 TOOL_MARGIN = 0.03
@@ -171,7 +170,7 @@ def main(argv: list[str] | None = None) -> int:
     for part in ("big_catalogues", "small_catalogues"):
         best = max(result[part], key=lambda p: (p["lines_met"], p["worst_slack"]))
         print(f"{part}: at best {best['lines_met']} of {best['lines']} lines met (offset {best['offset']}, worst "
-              f"slack {best['worst_slack'] * 100:+.1f} points); best pooled "
+              f"slack {best['worst_slack'] * 100:+.1f} points); best pooled over its sets "
               f"{max(p['pooled_router'] for p in result[part]) * 100:.1f}")
     for label, found in result["separability"].items():
         print(f"{label}: held-out-set AUC {found['auc']:.3f}; answered with a tool at 95% abstention on no-tool "
