@@ -52,6 +52,11 @@ def acceptance_rows(sets: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return rows
 
 
+def pooled(rows: dict[str, dict[str, Any]]) -> float:
+    """Router accuracy over every case of these sets."""
+    return round(sum(r["router"] * r["cases"] for r in rows.values()) / sum(r["cases"] for r in rows.values()), 4)
+
+
 def sweep(routed: dict[str, list[dict[str, Any]]], kinds: dict[str, str], decision: Any, no_tool_score: float,
           attribute: str, names: list[str]) -> list[dict[str, Any]]:
     """Router accuracy of ``names`` (the sets one part decides) at every operating point of that part."""
@@ -62,9 +67,7 @@ def sweep(routed: dict[str, list[dict[str, Any]]], kinds: dict[str, str], decisi
             sets = real_suite.report({n: routed[n] for n in names}, {n: kinds[n] for n in names}, decision,
                                      no_tool_score)["sets"]
             rows = acceptance_rows(sets)
-            cases = sum(r["cases"] for r in rows.values())
-            points.append({"offset": float(offset),
-                           "pooled_router": round(sum(r["router"] * r["cases"] for r in rows.values()) / cases, 4),
+            points.append({"offset": float(offset), "pooled_router": pooled(rows),
                            "lines_met": sum(r["slack"] >= 0 for r in rows.values()), "lines": len(rows),
                            "worst_slack": min(r["slack"] for r in rows.values()), "sets": rows})
     finally:
@@ -146,12 +149,11 @@ def main(argv: list[str] | None = None) -> int:
                         for r in fitted_small])
     chosen = real_suite.report(routed, kinds, decision, no_tool_score)
     chosen_rows = acceptance_rows(chosen["sets"])
-    cases = sum(r["cases"] for r in chosen_rows.values())
     result = {
         "what": "the decision model fitted in sample on the suite itself (not a held-out figure)",
         "adapter": str(args.adapter) if args.adapter else "shipped", "cache": str(args.cache),
         "at_fitted_operating_points": {
-            "pooled_router": round(sum(r["router"] * r["cases"] for r in chosen_rows.values()) / cases, 4),
+            "pooled_router": pooled(chosen_rows),
             "expected_calibration_error": chosen["expected_calibration_error"], "sets": chosen_rows},
         "big_catalogues": sweep(routed, kinds, decision, no_tool_score, "none_offset", big),
         "small_catalogues": sweep(routed, kinds, decision, no_tool_score, "small_offset", small),

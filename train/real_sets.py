@@ -144,8 +144,9 @@ def trained_configs() -> tuple[Any, ...]:
     public evaluation queries left out, bundled example queries kept) and gentool-v4 (the same queries over the
     retriever's real candidates, neutral pairs, plus the project's no-tool requests), gentool-v7 (v2's queries,
     neutral pairs, each query's candidates from its own corpus) and gentool-v8 (v7 plus the project's written
-    requests over Seal-Tools tools, :data:`WRITTEN_TOOLS` and :data:`WRITTEN_REQUESTS`; gentool-v9 and v10 train on
-    the same queries with ``--own-share 0.75`` and, v10, ``--near-miss-cases``, so v8's entry covers them)."""
+    requests over Seal-Tools tools, :data:`WRITTEN_TOOLS` and :data:`WRITTEN_REQUESTS`; gentool-v9, v10 and v11 train
+    on the same queries with ``--own-share 0.75`` and, v10 and v11, ``--near-miss-cases``, so v8's entry covers
+    them)."""
     from .simulate import SimulationConfig
 
     v2 = SimulationConfig(exclude_example_queries=False)
