@@ -190,7 +190,8 @@ def test_no_tool_queries_need_retrieved_candidates():
 
 
 def test_the_suite_stays_out_of_every_measured_selectors_data():
-    """Every measured recipe (gentool-v2, gentool-v4, gentool-v7): no suite query is one their data can use."""
+    """Every measured recipe (gentool-v2, v4, v7, and v8, whose queries v9 to v11, the shipped one, train on): no suite
+    query is one their data can use."""
     from gentool_router_train.real_sets import SUITE_SETS, build_set, trained_configs
     from gentool_router_train.simulate import training_exposure
 
