@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import math
 import random
+import types
 
 import numpy as np
 import pytest
@@ -577,14 +578,26 @@ def test_the_query_classifier_is_fitted_saved_and_used(tmp_path):
         loaded.needs_tool(np.zeros(8))
 
 
-def test_selector_gaps_reads_the_right_tool_and_what_it_competes_with():
+def _benchmark_script(name: str) -> types.ModuleType:
+    """A script of ``benchmarks/`` as a module; the folder is on the path while it loads (scripts import
+    ``real_suite`` beside them)."""
     import importlib.util
+    import sys
     from pathlib import Path
 
-    spec = importlib.util.spec_from_file_location(
-        "selector_gaps", Path(__file__).resolve().parents[1] / "benchmarks" / "selector_gaps.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    folder = Path(__file__).resolve().parents[1] / "benchmarks"
+    sys.path.insert(0, str(folder))
+    try:
+        spec = importlib.util.spec_from_file_location(name, folder / f"{name}.py")
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+    finally:
+        sys.path.remove(str(folder))
+    return module
+
+
+def test_selector_gaps_reads_the_right_tool_and_what_it_competes_with():
+    module = _benchmark_script("selector_gaps")
 
     def record(expected, *gaps):
         return {"expected": expected, "evidence": {"candidates": [
@@ -603,19 +616,7 @@ def test_selector_gaps_reads_the_right_tool_and_what_it_competes_with():
 
 
 def test_decision_ceiling_checks_each_set_against_its_own_line():
-    import importlib.util
-    import sys
-    from pathlib import Path
-
-    folder = Path(__file__).resolve().parents[1] / "benchmarks"
-    sys.path.insert(0, str(folder))  # the script imports real_suite beside it
-    try:
-        spec = importlib.util.spec_from_file_location("decision_ceiling", folder / "decision_ceiling.py")
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-    finally:
-        sys.path.remove(str(folder))
-
+    module = _benchmark_script("decision_ceiling")
     rows = module.acceptance_rows({
         "tools": {"kind": "tool", "cases": 10, "accuracy": {"router": 0.80, "retrieval": 0.70}},
         "close": {"kind": "tool", "cases": 10, "accuracy": {"router": 0.72, "retrieval": 0.70}},
