@@ -141,8 +141,7 @@ def main() -> None:
                     used.batched = batched
                     route = used_router.route(query)
                     prompt = build_prompt(route.query, [c.name for c in route.candidates],
-                                          [index.tool_text(c.name) for c in route.candidates],
-                                          [c.retrieval_score for c in route.candidates])
+                                          [index.tool_text(c.name) for c in route.candidates])
                     bare = used.evaluate_tokens(*encode_prompt(prompt, used.tokenize))
                     rows[name].append((route.timings, route.prompt_tokens, bare))
                     scored_twice += name == "batched" and "scored_twice" in (route.explanation or {})

@@ -7,8 +7,7 @@ The selector scores each candidate against the query (SmolLM2's ChatML template)
 
     <|im_start|>system\\n{SYSTEM}<|im_end|>\\n<|im_start|>user\\n   <- static prefix: evaluated once, cached
     Query: {query}\\n                                             <- once per route, cached for its candidates
-    Tool: {tool text}\\n                                          <- once per candidate, after the query ...
-    Search: rank {r}, similarity {cosine}<|im_end|>\\n<|im_start|>assistant\\n  <- ... with what retrieval said of it
+    Tool: {tool text}<|im_end|>\\n<|im_start|>assistant\\n          <- once per candidate, after the query
 
 and reads the logits of :data:`ANSWER_YES` and :data:`ANSWER_NO` at the end: a candidate's score is their
 difference. ``generate_response`` (no tool fits) has the fixed score :data:`NO_TOOL_SCORE`, so a tool must score
@@ -27,13 +26,6 @@ softmax to the one right choice.
 Prompts are built as :class:`PromptPart` pieces: template text may contain special tokens; query and tool
 text are tokenized with special-token parsing off, so a query or tool description containing ``<|im_end|>``
 cannot forge the template.
-
-What retrieval said (prompt version 4, issue #18's optional item): each candidate's line gives its rank among the
-candidates by embedding similarity (1 = nearest) and the cosine, two decimals. The decision model weighs the same
-numbers linearly; in the prompt the selector can learn when to trust them (a verb the 135M model misreads, a near
-miss that only resembles the query). Training computes them with the stock embedder (``train/encode.py``,
-:func:`attach_similarities`): the tuned retriever learnt the training queries, so its ranks there would be truer
-than anywhere in use.
 
 Token budget (prompt version 3): on a CPU the prompt length is the latency, so one route costs at most
 :func:`route_token_budget` uncached tokens (250 at k <= 5). :func:`encode_prompt` cuts the query at
@@ -70,7 +62,7 @@ __all__ = [
 ]
 
 #: Bump whenever the text or the tokenization of a prompt changes.
-PROMPT_VERSION = "4"
+PROMPT_VERSION = "3"
 
 ANSWER_YES = "yes"
 ANSWER_NO = "no"
@@ -131,19 +123,16 @@ def prefix_parts() -> tuple[PromptPart, ...]:
     return (PromptPart(f"<|im_start|>system\n{SYSTEM_TEXT}{END_OF_TURN}\n<|im_start|>user\n", template=True),)
 
 
-def build_prompt(query: str, tool_names: Sequence[str], tool_texts: Sequence[str],
-                 similarities: Sequence[float]) -> SelectorPrompt:
+def build_prompt(query: str, tool_names: Sequence[str], tool_texts: Sequence[str]) -> SelectorPrompt:
     """The per-route prompt parts for ``query`` and its candidates.
 
     Args:
         query: The user's query (whitespace collapsed, cut at :data:`MAX_QUERY_CHARS` characters).
         tool_names: Candidate names.
         tool_texts: Their canonical texts (:func:`gentool_router.tool_text.render_tool`).
-        similarities: Each candidate's cosine with the query (retrieval's score); the rank shown is its place among
-            these (ties share the better rank).
     """
-    if not len(tool_names) == len(tool_texts) == len(similarities):
-        raise ValueError("tool_names, tool_texts and similarities differ in length")
+    if len(tool_names) != len(tool_texts):
+        raise ValueError("tool_names and tool_texts differ in length")
     if len(tool_names) > MAX_CANDIDATES:
         raise ValueError(f"at most {MAX_CANDIDATES} candidates per query, got {len(tool_names)}")
     query_parts = (
@@ -151,23 +140,15 @@ def build_prompt(query: str, tool_names: Sequence[str], tool_texts: Sequence[str
         PromptPart(" ".join(query.split())[:MAX_QUERY_CHARS], template=False),
         PromptPart("\n", template=True),
     )
-    shown = [_shown_similarity(s) for s in similarities]
     candidates = tuple(
         (
             PromptPart("Tool: ", template=True),
             PromptPart(text, template=False),
-            PromptPart(f"\nSearch: rank {1 + sum(other > value for other in shown)}, similarity {value:.2f}"
-                       f"{END_OF_TURN}\n<|im_start|>assistant\n", template=True),
+            PromptPart(f"{END_OF_TURN}\n<|im_start|>assistant\n", template=True),
         )
-        for text, value in zip(tool_texts, shown)
+        for text in tool_texts
     )
     return SelectorPrompt(query_parts, candidates, tuple(tool_names))
-
-
-def _shown_similarity(value: float) -> float:
-    """A cosine as the prompt shows it: two decimals within [-1, 1]; not a number reads as 0."""
-    value = float(value)
-    return 0.0 if math.isnan(value) else round(max(-1.0, min(1.0, value)), 2)
 
 
 def encode_parts(parts: Sequence[PromptPart], tokenize: Callable[[str, bool], list[int]]) -> list[int]:

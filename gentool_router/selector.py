@@ -192,13 +192,11 @@ class LlamaSelector:
 
     def prompt_token_count(self, query: str, texts: Sequence[str]) -> tuple[int, int]:
         """(uncached, cached) prompt tokens for a query over candidates with these texts."""
-        query_ids, candidate_ids = self._encode(query, [f"t{i}" for i in range(len(texts))], texts,
-                                                [0.0] * len(texts))
+        query_ids, candidate_ids = self._encode(query, [f"t{i}" for i in range(len(texts))], texts)
         return len(query_ids) + sum(len(c) for c in candidate_ids), len(self._prefix_ids)
 
-    def _encode(self, query: str, names: Sequence[str], texts: Sequence[str], scores: Sequence[float]
-                ) -> tuple[list[int], list[list[int]]]:
-        return encode_prompt(build_prompt(query, list(names), list(texts), list(scores)), self.tokenize)
+    def _encode(self, query: str, names: Sequence[str], texts: Sequence[str]) -> tuple[list[int], list[list[int]]]:
+        return encode_prompt(build_prompt(query, list(names), list(texts)), self.tokenize)
 
     def _open_backend(self) -> LlamaBackend:
         if self._backend is None:
@@ -221,7 +219,7 @@ class LlamaSelector:
         one decode per candidate; about twice the time) rather than the fast one (``batched`` is then ignored).
         """
         start = time.perf_counter()
-        query_ids, candidate_ids = self._checked_encoding(query, names, texts, scores)
+        query_ids, candidate_ids = self._checked_encoding(query, names, texts)
         with self._lock:
             backend = self._exact() if exact else self._open_backend()
             sequential = exact or not (self.batched if batched is None else batched)
@@ -254,7 +252,7 @@ class LlamaSelector:
         query), so :meth:`ToolRouter.route_batch` selects query by query; a GPU build may gain from it.
         """
         start = time.perf_counter()
-        encoded = [self._checked_encoding(query, names, texts, scores) for query, names, texts, scores in requests]
+        encoded = [self._checked_encoding(query, names, texts) for query, names, texts, _ in requests]
         with self._lock:
             backend = self._open_backend()
             try:
@@ -267,13 +265,11 @@ class LlamaSelector:
         return [self._selection(names, gaps, query_ids, candidate_ids, share)
                 for (_, names, _, _), gaps, (query_ids, candidate_ids) in zip(requests, all_gaps, encoded)]
 
-    def _checked_encoding(self, query: str, names: Sequence[str], texts: Sequence[str], scores: Sequence[float]
+    def _checked_encoding(self, query: str, names: Sequence[str], texts: Sequence[str]
                           ) -> tuple[list[int], list[list[int]]]:
         if len(names) > MAX_CANDIDATES:
             raise SelectorError(f"at most {MAX_CANDIDATES} candidates are scored per query, got {len(names)}")
-        if len(scores) != len(names):
-            raise SelectorError(f"{len(names)} candidates but {len(scores)} retrieval scores")
-        query_ids, candidate_ids = self._encode(query, names, texts, scores)
+        query_ids, candidate_ids = self._encode(query, names, texts)
         longest = len(self._prefix_ids) + len(query_ids) + max((len(c) for c in candidate_ids), default=0)
         if longest > self.n_ctx:
             raise SelectorError(

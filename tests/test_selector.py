@@ -54,7 +54,7 @@ def test_answer_cannot_leave_the_candidates(selector, small_tools):
 
 @pytest.mark.slow
 def test_template_tokens_in_user_text_are_plain_text(selector):
-    prompt = build_prompt("hi <|im_end|>", ["t"], ["t(): x"], [0.0])
+    prompt = build_prompt("hi <|im_end|>", ["t"], ["t(): x"])
     ids = encode_parts([*prompt.query, *prompt.candidates[0]], selector.tokenize)
     im_end = selector.tokenize("<|im_end|>", True)
     assert len(im_end) == 1

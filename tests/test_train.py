@@ -12,9 +12,8 @@ torch = pytest.importorskip("torch")
 from click.testing import CliRunner  # noqa: E402
 
 from gentool_router.cli import main  # noqa: E402
-from gentool_router.errors import GentoolError  # noqa: E402
 from gentool_router.prompt import encode_parts, prefix_parts  # noqa: E402
-from gentool_router_train.encode import attach_similarities, encode_record, sample_balanced  # noqa: E402
+from gentool_router_train.encode import encode_record, sample_balanced  # noqa: E402
 from gentool_router_train.losses import ranking_loss, selection_loss  # noqa: E402
 
 from conftest import SMALL_TOOLS, tiny_records, write_tiny_data  # noqa: E402
@@ -24,37 +23,15 @@ def _tokenize(text: str, special: bool) -> list[int]:
     return [ord(c) for c in text]  # a stand-in tokenizer: one id per character
 
 
-def _with_similarities(record: dict) -> dict:
-    return dict(record, similarities=[0.5 - 0.1 * i for i in range(len(record["tools"]))])
-
-
 def test_encoding_gives_one_prompt_per_candidate_and_the_gentool_answer():
-    record = _with_similarities(tiny_records()[0])
+    record = tiny_records()[0]
     example = encode_record(record, _tokenize)
     assert len(example.rows) == 4
     head = encode_parts(prefix_parts(), _tokenize)
     assert all(row[: len(head)] == tuple(head) for row in example.rows)
     assert example.target == 0 and example.ranking[:2] == (0, 4)  # the tool, then generate_response (index k)
-    no_tool = encode_record(_with_similarities(tiny_records()[1]), _tokenize)
+    no_tool = encode_record(tiny_records()[1], _tokenize)
     assert no_tool.target == 3 == no_tool.ranking[0] and sorted(no_tool.ranking) == [0, 1, 2, 3]
-
-
-def test_records_without_similarities_are_refused():
-    with pytest.raises(GentoolError, match="no similarity for each tool"):
-        encode_record(tiny_records()[0], _tokenize)
-
-
-def test_similarities_come_from_the_stock_embedder_and_rank_the_right_tool_first():
-    records = [r for r in tiny_records() if r["case_type"] == "plain"]
-    attach_similarities(records)
-    assert all(len(r["similarities"]) == len(r["tools"]) for r in records)
-    assert all(-1.0 <= v <= 1.0 for r in records for v in r["similarities"])
-    nearest_is_right = [r["tools"][max(range(len(r["tools"])), key=r["similarities"].__getitem__)]["name"]
-                        == r["expected"] for r in records]
-    assert sum(nearest_is_right) >= 0.8 * len(records)  # the tiny catalogue's queries name their tool plainly
-    kept = dict(records[0], similarities=[9.0] * len(records[0]["tools"]))
-    attach_similarities([kept])
-    assert kept["similarities"][0] == 9.0  # a record that has them keeps them
 
 
 def test_balanced_sampling_takes_case_types_equally_and_excludes():
@@ -90,9 +67,7 @@ def test_packed_scores_equal_one_prompt_per_candidate_through_the_real_model():
     model.eval()
     tokenize = hf_tokenize(tokenizer)
     yes, no = answer_ids(tokenize)
-    records = tiny_records()[:5]
-    attach_similarities(records)
-    examples = [encode_record(r, tokenize) for r in records]  # 4 and 3 candidates, different lengths
+    examples = [encode_record(r, tokenize) for r in tiny_records()[:5]]  # 4 and 3 candidates, different lengths
     with torch.no_grad():
         packed = choice_scores(model, examples, (yes, no), 0, "cpu")
         for example, scores in zip(examples, packed):

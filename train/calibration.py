@@ -10,7 +10,7 @@ from gentool_router.artefact import ADAPTER_DIR, read_training, write_training
 from gentool_router.selector import default_threads
 
 from .base_model import load_base
-from .encode import Example, answer_ids, attach_similarities, encode_record, hf_tokenize, load_records
+from .encode import Example, answer_ids, encode_record, hf_tokenize, load_records
 from .scoring import dev_scores
 
 __all__ = ["calibrate_no_tool_score", "calibrate_run"]
@@ -61,9 +61,7 @@ def calibrate_run(run_dir: Path, threads: int | None = None) -> dict[str, Any]:
     model, tokenizer = load_base(Path(config["base_gguf"]) if config.get("base_gguf") else None)
     model = PeftModel.from_pretrained(model, str(run_dir / ADAPTER_DIR))
     tokenize = hf_tokenize(tokenizer)
-    dev_records = load_records(Path(config["data_dir"]) / "dev.jsonl")
-    attach_similarities(dev_records)
-    dev = [encode_record(r, tokenize) for r in dev_records]
+    dev = [encode_record(r, tokenize) for r in load_records(Path(config["data_dir"]) / "dev.jsonl")]
     summary["no_tool_score"], summary["dev_accuracy_calibrated"] = calibrate_no_tool_score(
         dev, dev_scores(model, dev, answer_ids(tokenize), "cpu"))
     write_training(run_dir, summary)

@@ -19,8 +19,7 @@ from gentool_router.prompt import ANSWER_NO, ANSWER_YES, build_prompt, encode_pa
 from gentool_router.tool_text import render_tool
 from gentool_router.tools import NO_TOOL, Tool
 
-__all__ = ["Example", "STAGES", "load_records", "attach_similarities", "encode_record", "sample_balanced", "hf_tokenize",
-           "answer_ids"]
+__all__ = ["Example", "STAGES", "load_records", "encode_record", "sample_balanced", "hf_tokenize", "answer_ids"]
 
 STAGES = ("ranking", "selection")
 
@@ -84,38 +83,12 @@ def load_records(path: Path) -> list[dict[str, Any]]:
     return records
 
 
-def attach_similarities(records: Sequence[dict[str, Any]], embedder: Any = None, *,
-                        show_progress: bool = False) -> None:
-    """Give each record without one a ``similarities`` list: the cosine of its query with each of its tools, which
-    the prompt shows as retrieval's rank and similarity (prompt version 4).
-
-    The default embedder is the stock all-MiniLM-L6-v2, not the tuned retriever the router runs: that one was
-    fine-tuned on these very queries, and its ranks here would be truer than on any catalogue in use.
-    """
-    from gentool_router.embedder import CachingEmbedder, MiniLMEmbedder
-
-    todo = [r for r in records if "similarities" not in r]
-    if not todo:
-        return
-    embedder = CachingEmbedder(embedder if embedder is not None else MiniLMEmbedder(tuned=False))
-    queries = sorted({r["query"] for r in todo})
-    texts = sorted({render_tool(Tool.from_dict(t)) for r in todo for t in r["tools"]})
-    vectors = embedder.embed_documents([*queries, *texts], show_progress=show_progress)
-    by_text = dict(zip([*queries, *texts], vectors))
-    for record in todo:
-        query = by_text[record["query"]]
-        record["similarities"] = [float(query @ by_text[render_tool(Tool.from_dict(t))]) for t in record["tools"]]
-
-
 def encode_record(record: dict[str, Any], tokenize: Callable[[str, bool], list[int]],
                   bos_id: int | None = None) -> Example:
-    """The per-candidate prompts and the GenTool answer of one record (tools in the record's order; their
-    ``similarities`` from :func:`attach_similarities`)."""
+    """The per-candidate prompts and the GenTool answer of one record (tools in the record's order)."""
     tools = [Tool.from_dict(t) for t in record["tools"]]
     names = [t.name for t in tools]
-    if len(record.get("similarities") or ()) != len(tools):
-        raise GentoolError(f"record {record.get('id')}: no similarity for each tool (attach_similarities first)")
-    prompt = build_prompt(record["query"], names, [render_tool(t) for t in tools], record["similarities"])
+    prompt = build_prompt(record["query"], names, [render_tool(t) for t in tools])
     query_ids, candidate_ids = encode_prompt(prompt, tokenize)
     head = encode_parts(prefix_parts(), tokenize) + query_ids
     if bos_id is not None:

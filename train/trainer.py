@@ -40,8 +40,7 @@ from .base_model import gguf_sha256, load_base
 from .calibration import calibrate_no_tool_score, calibrate_run
 from .checkpoint import Progress, append_log, resume, save_checkpoint
 from .config import LORA_TARGETS, TrainConfig
-from .encode import (STAGES, Example, answer_ids, attach_similarities, encode_record, hf_tokenize, load_records,
-                     sample_balanced)
+from .encode import STAGES, Example, answer_ids, encode_record, hf_tokenize, load_records, sample_balanced
 from .losses import batch_loss, ranking_loss, selection_loss
 from .scoring import choice_accuracy, choice_scores, dev_scores, split_scores
 
@@ -82,8 +81,6 @@ def train(config: TrainConfig, out_dir: Path, *, show_progress: bool = True,
 
     train_records = load_records(Path(config.data_dir) / "train.jsonl")
     dev_records = load_records(Path(config.data_dir) / "dev.jsonl")
-    log("embedding the records' queries and tools for the similarities the prompt shows")
-    attach_similarities([*train_records, *dev_records], show_progress=show_progress)
     plan = _plan(config, train_records)
     dev_all = [encode_record(r, tokenize) for r in dev_records]
     dev_small = dev_all[: config.dev_examples]

@@ -102,7 +102,7 @@ def parity_command(run_dir: Path, cases: Path, gguf_files: tuple[Path, ...], lor
     from tqdm.auto import tqdm
 
     from gentool_router_quantize.parity import check_parity, reference_probabilities
-    from gentool_router_train.encode import attach_similarities, load_records
+    from gentool_router_train.encode import load_records
 
     if base_only and (gguf_files or lora_gguf is not None):
         raise click.UsageError("--base-only compares base models alone: give --lora-base (or nothing), not --gguf/--lora-gguf")
@@ -112,7 +112,6 @@ def parity_command(run_dir: Path, cases: Path, gguf_files: tuple[Path, ...], lor
         raise click.UsageError("--lora-base needs --lora-gguf")
     adapter = None if base_only else _adapter_folder(run_dir)
     records = [r for r in load_records(cases) if r.get("tools")][:limit]
-    attach_similarities(records)
 
     def bar(name: str) -> Any:
         return lambda items: tqdm(items, desc=name, unit="case", total=len(records))
