@@ -7,7 +7,10 @@ llama.cpp selector, the base model for training or parity) or trains is marked `
 
 from __future__ import annotations
 
+import importlib.util
 import json
+import sys
+import types
 from pathlib import Path
 
 import pytest
@@ -116,6 +119,21 @@ def tiny_records() -> list[dict]:
                             "ranking": ["generate_response", *[t["name"] for t in others]],
                             "case_type": "no-tool"})
     return records
+
+
+def benchmark_script(name: str) -> types.ModuleType:
+    """A script of ``benchmarks/`` loaded as a module; the folder is on the path while it loads (some scripts import
+    ``real_suite`` beside them)."""
+    folder = Path(__file__).resolve().parents[1] / "benchmarks"
+    sys.path.insert(0, str(folder))
+    try:
+        spec = importlib.util.spec_from_file_location(name, folder / f"{name}.py")
+        assert spec is not None and spec.loader is not None
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+    finally:
+        sys.path.remove(str(folder))
+    return module
 
 
 def write_tiny_data(folder: Path) -> Path:

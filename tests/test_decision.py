@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import math
 import random
-import types
 
 import numpy as np
 import pytest
@@ -29,7 +28,7 @@ from gentool_router.evidence import (
     none_features,
 )
 
-from conftest import SMALL_TOOLS
+from conftest import SMALL_TOOLS, benchmark_script
 
 
 def _evidence(rng: random.Random, kind: str, k: int = 5) -> tuple[RouteEvidence, str | None]:
@@ -578,26 +577,8 @@ def test_the_query_classifier_is_fitted_saved_and_used(tmp_path):
         loaded.needs_tool(np.zeros(8))
 
 
-def _benchmark_script(name: str) -> types.ModuleType:
-    """A script of ``benchmarks/`` as a module; the folder is on the path while it loads (scripts import
-    ``real_suite`` beside them)."""
-    import importlib.util
-    import sys
-    from pathlib import Path
-
-    folder = Path(__file__).resolve().parents[1] / "benchmarks"
-    sys.path.insert(0, str(folder))
-    try:
-        spec = importlib.util.spec_from_file_location(name, folder / f"{name}.py")
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-    finally:
-        sys.path.remove(str(folder))
-    return module
-
-
 def test_selector_gaps_reads_the_right_tool_and_what_it_competes_with():
-    module = _benchmark_script("selector_gaps")
+    module = benchmark_script("selector_gaps")
 
     def record(expected, *gaps):
         return {"expected": expected, "evidence": {"candidates": [
@@ -616,7 +597,7 @@ def test_selector_gaps_reads_the_right_tool_and_what_it_competes_with():
 
 
 def test_decision_ceiling_checks_each_set_against_its_own_line():
-    module = _benchmark_script("decision_ceiling")
+    module = benchmark_script("decision_ceiling")
     rows = module.acceptance_rows({
         "tools": {"kind": "tool", "cases": 10, "accuracy": {"router": 0.80, "retrieval": 0.70}},
         "close": {"kind": "tool", "cases": 10, "accuracy": {"router": 0.72, "retrieval": 0.70}},

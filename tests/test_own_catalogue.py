@@ -3,7 +3,6 @@ example's held-out split, and the whole path (generate-data → train → eval �
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
@@ -17,7 +16,7 @@ from gentool_router_train.own_catalogue import SOURCE, load_own_catalogue
 from gentool_router_train.simulate import NEAR_MISS
 from gentool_router_train.sources import load_no_tool_queries, query_key
 
-from conftest import SMALL_TOOLS
+from conftest import SMALL_TOOLS, benchmark_script
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -92,10 +91,7 @@ def test_bad_files_stop_generate_data_before_any_work(tmp_path, catalogue):
 
 
 def _worked_example():
-    spec = importlib.util.spec_from_file_location("own_catalogue_bench", ROOT / "benchmarks" / "own_catalogue.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return benchmark_script("own_catalogue")
 
 
 def test_the_worked_example_holds_out_queries_tools_and_requests_from_training():

@@ -4,7 +4,6 @@ metadata are screened with the same policies; the poisoning benchmark can put it
 from __future__ import annotations
 
 import gzip
-import importlib.util
 import json
 import logging
 from pathlib import Path
@@ -16,20 +15,10 @@ from gentool_router.examples import example_tools
 from gentool_router.poison import is_version_label, suspicious_fields
 from gentool_router.tools import valid_tool_name
 
-from conftest import SMALL_TOOLS
+from conftest import SMALL_TOOLS, benchmark_script
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def _bench():
-    spec = importlib.util.spec_from_file_location("bench_poisoned", ROOT / "benchmarks/bench_poisoned.py")
-    assert spec is not None and spec.loader is not None
-    bench = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bench)
-    return bench
-
-
-BENCH = _bench()
+BENCH = benchmark_script("bench_poisoned")
 POISONED = [BENCH.poisoned_tool(name, description, field)
             for field in BENCH.FIELDS for name, description in BENCH.TEMPLATES]
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import datetime
-import importlib.util
 import json
 import struct
 import zlib
@@ -50,6 +49,8 @@ from gentool_router.poison import EMPTIED_DESCRIPTION, find_suspicious, neutrali
 from gentool_router.router import MAX_ROUTED_QUERY_CHARS, ROUTER_FILE
 from gentool_router.tool_text import MAX_DESCRIPTION_WORDS, MAX_PARAMETERS, MAX_RETURNS
 from gentool_router.tools import TOOL_NAME_PATTERN
+
+from conftest import benchmark_script
 
 
 class HashEmbedder:
@@ -569,10 +570,7 @@ def test_ordinary_descriptions_are_not_flagged(benign: str) -> None:
 
 
 def test_the_benchmark_attacks_are_flagged_and_leave_a_plausible_tool() -> None:
-    spec = importlib.util.spec_from_file_location("bench_poisoned", Path(__file__).parents[1] / "benchmarks/bench_poisoned.py")
-    assert spec is not None and spec.loader is not None
-    bench = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bench)
+    bench = benchmark_script("bench_poisoned")
     for name, description in bench.TEMPLATES:
         assert find_suspicious(description), name
         assert neutralize(description) not in (description, EMPTIED_DESCRIPTION)
