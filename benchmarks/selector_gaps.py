@@ -10,7 +10,10 @@ Where the right tools' gaps sit no higher than the near misses' best, no tool-or
 abstain on the near misses without abstaining on right tools too (BENCHMARKS.md, "Real catalogues"): a retrained
 selector should move these figures apart. ``separation`` puts one number on it for each catalogue with both kinds of
 set: the chance that a right tool's gap is above a near miss's best gap (ROC AUC; a right tool not retrieved counts
-as below every near miss), 0.5 where the selector cannot tell them apart.
+as below every near miss), 0.5 where the selector cannot tell them apart. ``gap_cosine_correlation`` says how much
+of the gap retrieval already knew: the Pearson correlation of the selector's gap with the candidate's cosine over
+every retrieved candidate of every set, and of each route's best gap with its best cosine. The decision weighs both,
+so a gap that only repeats the cosine gives it nothing new (BENCHMARKS.md, "How far any decision could go").
 """
 
 from __future__ import annotations
@@ -76,6 +79,22 @@ def separation(tool_records: list[dict[str, Any]], near_miss_records: list[dict[
     return round(wins / (len(right) * len(near)), 3)
 
 
+def gap_cosine_correlation(records: list[dict[str, Any]]) -> dict[str, float]:
+    """Pearson correlation of gap and cosine: over all candidates, and over each route's best gap and best cosine."""
+    import numpy as np
+
+    candidates = [c for r in records for c in r["evidence"]["candidates"]]
+    routes = [r["evidence"]["candidates"] for r in records if r["evidence"]["candidates"]]
+
+    def pearson(xs: list[float], ys: list[float]) -> float:
+        return round(float(np.corrcoef(xs, ys)[0, 1]), 3)
+
+    return {"candidates": pearson([c["selector_gap"] for c in candidates], [c["cosine"] for c in candidates]),
+            "route_best": pearson([max(c["selector_gap"] for c in cs) for cs in routes],
+                                  [max(c["cosine"] for c in cs) for cs in routes]),
+            "candidate_count": len(candidates)}
+
+
 def main(argv: list[str] | None = None) -> int:
     from gentool_router_train.real_sets import SUITE_SETS
 
@@ -90,12 +109,17 @@ def main(argv: list[str] | None = None) -> int:
                                 **set_gaps(load(args.cache, name))}
     result["separation"] = {f"{tool} vs {near}": separation(load(args.cache, tool), load(args.cache, near))
                             for tool, near in SEPARATION_PAIRS}
+    result["gap_cosine_correlation"] = gap_cosine_correlation(
+        [record for name in SUITE_SETS for record in load(args.cache, name)])
     result["command"] = "benchmarks/selector_gaps.py " + " ".join(argv if argv is not None else sys.argv[1:])
     for name, row in result["sets"].items():
         print(f"{name:24s} {row['kind']:13s} {row['measured_on']:17s} gap {row['selector_gap_quartiles']}  "
               f"cosine {row['cosine_quartiles']}  best wrong gap {row.get('best_wrong_candidate_gap_quartiles', '-')}")
     for pair, auc in result["separation"].items():
         print(f"separation {pair}: {auc}")
+    correlation = result["gap_cosine_correlation"]
+    print(f"gap ~ cosine (Pearson): candidates {correlation['candidates']}, each route's best "
+          f"{correlation['route_best']} ({correlation['candidate_count']} candidates)")
     if args.out is not None:
         args.out.write_text(json.dumps(result, indent=1) + "\n", encoding="utf-8")
     return 0

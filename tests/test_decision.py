@@ -596,6 +596,20 @@ def test_selector_gaps_reads_the_right_tool_and_what_it_competes_with():
     assert module.separation(tool_set, near) == pytest.approx((0 + 1 + 0 + 0.5 + 0 + 0) / 6, abs=1e-3)
 
 
+def test_selector_gaps_correlation_says_how_much_of_the_gap_repeats_the_cosine():
+    module = benchmark_script("selector_gaps")
+
+    def record(*pairs):
+        return {"evidence": {"candidates": [{"name": f"t{i}", "selector_gap": g, "cosine": c}
+                                            for i, (g, c) in enumerate(pairs)]}}
+
+    echo = [record((1.0, 0.1), (2.0, 0.2)), record((3.0, 0.3), (5.0, 0.5))]  # gap = 10 x cosine
+    assert module.gap_cosine_correlation(echo) == {"candidates": 1.0, "route_best": 1.0, "candidate_count": 4}
+    against = [record((4.0, 0.1), (3.0, 0.2)), record((2.0, 0.3), (1.0, 0.4))]  # the surer, the further
+    correlation = module.gap_cosine_correlation(against)
+    assert correlation["candidates"] == pytest.approx(-1.0) and correlation["route_best"] == pytest.approx(-1.0)
+
+
 def test_decision_ceiling_checks_each_set_against_its_own_line():
     module = benchmark_script("decision_ceiling")
     rows = module.acceptance_rows({
