@@ -79,7 +79,7 @@ def separation(tool_records: list[dict[str, Any]], near_miss_records: list[dict[
     return round(wins / (len(right) * len(near)), 3)
 
 
-def gap_cosine_correlation(records: list[dict[str, Any]]) -> dict[str, float]:
+def gap_cosine_correlation(records: list[dict[str, Any]]) -> dict[str, float | int]:
     """Pearson correlation of gap and cosine: over all candidates, and over each route's best gap and best cosine."""
     import numpy as np
 
